@@ -1,0 +1,19 @@
+# piper-voice-workflow: raw speech recordings → clips → transcripts → a trained Piper voice.
+# Run: snakemake --cores N   (see README.md; profiles/default is loaded automatically)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/segment.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

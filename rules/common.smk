@@ -1,0 +1,166 @@
+# Helpers shared by every rule file: the recording table, paths, env modules.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+
+from workflow_scripts.recordings import (  # noqa: E402
+    ID_PATTERN,
+    recordings_from_directory,
+    recordings_from_sheet,
+    scan_directory,
+)
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+def _normalise_separation(value):
+    """`separation: none` is shorthand for `separation: {method: none}`."""
+    defaults = {
+        "method": "spleeter",
+        "device": "cpu",
+        "chunk_s": 300,
+        "overlap_s": 5,
+        "keep_accompaniment": False,
+        "threads": 2,
+        "mem_mb": 4000,
+    }
+    if isinstance(value, str):
+        value = {"method": value}
+    merged = {**defaults, **(value or {})}
+    merged["spleeter"] = {"model_dir": "pretrained_models", "model": "2stems", **merged.get("spleeter", {})}
+    merged["demucs"] = {"model": "htdemucs", "repo": "", **merged.get("demucs", {})}
+    return merged
+
+
+config["separation"] = _normalise_separation(config.get("separation"))
+
+OUT = config["output_dir"].rstrip("/") or "."
+STAGES = ["clips", "metadata", "dataset", "voice"]
+
+
+# --- the recordings -----------------------------------------------------------------------
+def _load_recordings():
+    inp = config["inputs"]
+    if inp["sample_sheet"]:
+        recs = recordings_from_sheet(inp["sample_sheet"], config["speaker"], config["language"])
+    else:
+        recs = recordings_from_directory(
+            inp["directory"], config["speaker"], config["language"], tuple(inp["extensions"])
+        )
+        _, skipped = scan_directory(inp["directory"], tuple(inp["extensions"]))
+        for path in skipped:
+            print(f"piper-voice-workflow: skipping {path}: unsupported extension", file=sys.stderr)
+    return {r.id: r for r in recs}
+
+
+RECORDINGS = _load_recordings()
+if not RECORDINGS:
+    print(
+        f"piper-voice-workflow: no recordings found in {config['inputs']['sample_sheet'] or config['inputs']['directory']}",
+        file=sys.stderr,
+    )
+
+
+wildcard_constraints:
+    rec=ID_PATTERN,
+
+
+def recording_ids():
+    return sorted(RECORDINGS)
+
+
+def recording_speaker(rec):
+    return RECORDINGS[rec].speaker
+
+
+def recording_language(rec):
+    return RECORDINGS[rec].language
+
+
+def original_media(wildcards):
+    """The user's file, read-only: only ever an input."""
+    return RECORDINGS[wildcards.rec].path
+
+
+# --- paths --------------------------------------------------------------------------------
+def processed_path(rec, name):
+    return f"{OUT}/processed/{rec}/{name}"
+
+
+def dataset_path(name):
+    return f"{OUT}/{name}"
+
+
+def log_path(rule, key):
+    return f"{OUT}/logs/{rule}/{key}.log"
+
+
+def benchmark_path(rule, key):
+    return f"{OUT}/benchmarks/{rule}/{key}.tsv"
+
+
+def all_sidecars():
+    return [processed_path(r, "source.json") for r in recording_ids()]
+
+
+def all_clip_dirs():
+    return [processed_path(r, "clips") for r in recording_ids()]
+
+
+# --- environments -------------------------------------------------------------------------
+# Rules name both a conda env file (for `--sdm conda`) and an environment module (for
+# `--sdm env-modules`, the default profile): `envs/setup_venvs.py` builds a venv from the
+# same pins and writes `.modules/pvw/NAME`, which puts that venv first on PATH.
+MODULES_DIR = os.path.join(workflow.basedir, ".modules")
+if os.path.isdir(MODULES_DIR):
+    _paths = [p for p in os.environ.get("MODULEPATH", "").split(":") if p]
+    if MODULES_DIR not in _paths:
+        os.environ["MODULEPATH"] = ":".join([MODULES_DIR] + _paths)
+# Snakemake's job shells are non-interactive bash: BASH_ENV makes them define `module`.
+if "BASH_ENV" not in os.environ and os.path.exists("/usr/share/modules/init/bash"):
+    os.environ["BASH_ENV"] = "/usr/share/modules/init/bash"
+
+
+def env_module(name):
+    return f"pvw/{name}"
+
+
+# --- what `rule all` builds ---------------------------------------------------------------
+def final_targets():
+    until = STAGES.index(config["run_until"])
+    targets = [dataset_path("summary.tsv")] + all_clip_dirs()
+    if until >= STAGES.index("metadata"):
+        targets += [dataset_path("metadata.csv"), dataset_path("rejected.tsv")]
+    if until >= STAGES.index("dataset"):
+        targets += [dataset_path("piper/dataset.csv"), dataset_path("piper/preflight.json")]
+    if until >= STAGES.index("voice"):
+        targets += [dataset_path("voice/voice.onnx"), dataset_path("voice/smoke_test.json")]
+    return targets
+
+
+def separation_rule_is_copy():
+    return config["separation"]["method"] == "none"
+
+
+# --- resources ----------------------------------------------------------------------------
+def _input_mb(input, name):
+    try:
+        return os.path.getsize(str(getattr(input, name))) / 1e6
+    except (OSError, AttributeError):
+        return 100.0
+
+
+def audio_job_mem_mb(wildcards, input):
+    """Segmentation holds the int16 stem plus a float64 block: a few times the WAV size."""
+    return int(600 + 4 * _input_mb(input, "vocals"))
+
+
+def audio_job_runtime(wildcards, input):
+    """Minutes: generous for ~100x realtime processing, never under 10."""
+    # 1 MB of 22.05 kHz s16 mono is ~23 s of audio.
+    return int(10 + _input_mb(input, "vocals") * 23 / 60 / 20)

@@ -1,0 +1,87 @@
+"""Clip preprocessing: loudness, peaks, lengths, merge rules."""
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+
+from tests.synth import burst, speech_with_pauses
+from workflow_scripts.preprocess import (
+    Piece,
+    PreprocessParams,
+    loudness_normalise,
+    merge_short_neighbours,
+    preprocess_recording,
+    speech_bounds,
+)
+from workflow_scripts.segmentation import SegmentParams, write_segments
+import logging
+
+RATE = 22050
+LOG = logging.getLogger("test")
+
+
+def test_loudness_within_1_lu_and_no_clipping():
+    for level in (0.01, 0.3, 0.95):
+        x = burst(3.0, RATE, 1, level=level)
+        y, before, after = loudness_normalise(x, RATE, -23.0, -1.0)
+        measured = pyloudnorm.Meter(RATE).integrated_loudness(y)
+        assert abs(measured - -23.0) <= 1.0
+        assert abs(measured - after) <= 0.1
+        assert np.max(np.abs(y)) <= 10 ** (-1 / 20) + 1e-9
+
+
+def test_peak_ceiling_wins_over_loudness():
+    x = np.zeros(RATE * 2)
+    x[RATE] = 1.0  # one click plus faint noise: huge crest factor
+    x += 1e-3 * np.random.default_rng(0).standard_normal(len(x))
+    y, _, _ = loudness_normalise(x, RATE, -10.0, -1.0)
+    assert np.max(np.abs(y)) <= 10 ** (-1 / 20) + 1e-9
+
+
+def test_speech_bounds_trim():
+    audio, _ = speech_with_pauses([("silence", 1.0), ("speech", 2.0), ("silence", 1.5)], RATE)
+    a, b = speech_bounds(audio, RATE, -40, 0.01)
+    assert abs(a / RATE - 1.0) < 0.02 and abs(b / RATE - 3.0) < 0.02
+
+
+def P(start, end, s0, s1, name):
+    return Piece(start, end, s0, s1, [name])
+
+
+def test_merge_short_into_neighbour_with_small_gap():
+    p = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=0.4, pad_s=0.1)
+    r = 1000
+    pieces = [P(0, 3000, 100, 2900, "a"), P(3000, 3600, 3100, 3400, "b"), P(3600, 9000, 4000, 8000, "c")]
+    out = merge_short_neighbours(pieces, r, p)
+    # b (0.3 s) merges with a (gap 0.2 s) rather than c (gap 0.6 s > 0.4 s)
+    assert [x.sources for x in out] == [["a", "b"], ["c"]]
+
+
+def test_no_merge_over_max_or_across_gaps():
+    r = 1000
+    p = PreprocessParams(min_clip_s=1.0, max_clip_s=3.0, merge_gap_s=0.4, pad_s=0.1)
+    pieces = [P(0, 3000, 100, 2900, "a"), P(3000, 3600, 3100, 3400, "b")]
+    assert len(merge_short_neighbours(pieces, r, p)) == 2  # would exceed max
+    pieces = [P(0, 3000, 100, 2900, "a"), P(3500, 4100, 3600, 3900, "b")]  # not contiguous
+    assert len(merge_short_neighbours(pieces, r, PreprocessParams(min_clip_s=1.0, pad_s=0.1))) == 2
+
+
+def test_recording_end_to_end(tmp_path):
+    pattern = [("silence", 0.5), ("speech", 3.0), ("silence", 0.7), ("speech", 0.4), ("silence", 0.55),
+               ("speech", 0.5), ("silence", 0.8), ("speech", 13.0), ("silence", 1.0), ("speech", 0.3), ("silence", 1.0)]
+    audio, _ = speech_with_pauses(pattern, RATE)
+    vocals = tmp_path / "vocals.wav"
+    sf.write(vocals, audio, RATE, subtype="PCM_16")
+    write_segments(str(vocals), str(tmp_path / "segments"), SegmentParams(max_clip_s=8.0), LOG)
+    p = PreprocessParams(sample_rate=RATE, max_clip_s=8.0, min_clip_s=1.0, merge_gap_s=0.6)
+    rows, dropped = preprocess_recording("rec", str(vocals), str(tmp_path / "segments"), str(tmp_path / "clips"), p, LOG)
+    assert rows
+    for r in rows:
+        x, sr = sf.read(tmp_path / "clips" / r["clip"])
+        info = sf.info(tmp_path / "clips" / r["clip"])
+        assert sr == RATE and info.channels == 1 and info.subtype == "PCM_16"
+        assert p.min_clip_s <= len(x) / sr <= p.max_clip_s
+        assert np.max(np.abs(x)) < 0.999
+    assert any("+" in r["segments"] for r in rows)  # the 0.4 s + 0.5 s pair merged
+    assert [d[1] for d in dropped] == ["too_short"]  # the lone 0.3 s burst
+    assert (tmp_path / "clips" / "clips.tsv").exists()
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -1,0 +1,1 @@
+"""Importable stage code of the piper-voice-workflow (pure functions + thin entry points)."""

@@ -1,0 +1,146 @@
+"""Ingest one recording: probe it, decode its first audio stream to mono 16-bit WAV at the
+pipeline rate, and record where it came from (sha256, codec, channels, rate) in a sidecar.
+
+The user's file is only ever read. ffmpeg/ffprobe are called with argument lists (never a
+shell) and with a ``file:`` URL so names starting with ``-`` or containing ``:`` are plain paths.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script: directive from a copy of this file
+    import sys
+
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+
+from workflow_scripts.io_utils import StageError, atomic_path  # noqa: E402
+
+
+def sha256_file(path: str, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ffmpeg_reason(stderr: str) -> str:
+    """The most useful line of ffmpeg's stderr (its last non-empty one)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def probe(path: str) -> dict:
+    """ffprobe's view of ``path``: the first audio stream and the container duration."""
+    url = "file:" + os.path.abspath(path)
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    if proc.returncode != 0:
+        raise StageError(f"{path}: ffprobe cannot read it: {ffmpeg_reason(proc.stderr)}")
+    data = json.loads(proc.stdout or "{}")
+    audio = [s for s in data.get("streams", []) if s.get("codec_type") == "audio"]
+    if not audio:
+        raise StageError(f"{path}: no audio stream (streams: {[s.get('codec_type') for s in data.get('streams', [])] or 'none'})")
+    stream = audio[0]
+    fmt = data.get("format", {})
+    duration = stream.get("duration") or fmt.get("duration")
+    return {
+        "codec": stream.get("codec_name"),
+        "channels": stream.get("channels"),
+        "source_sample_rate": int(stream["sample_rate"]) if stream.get("sample_rate") else None,
+        "sample_fmt": stream.get("sample_fmt"),
+        "bits_per_sample": stream.get("bits_per_raw_sample") or stream.get("bits_per_sample"),
+        "container": fmt.get("format_name"),
+        "container_duration_s": float(duration) if duration not in (None, "N/A") else None,
+        "audio_streams": len(audio),
+    }
+
+
+def decode_to_wav(path: str, out_wav: str, sample_rate: int) -> None:
+    """First audio stream → mono s16 WAV at ``sample_rate`` (ffmpeg's downmix and soxr resampler)."""
+    url = "file:" + os.path.abspath(path)
+    with atomic_path(out_wav) as tmp:
+        proc = subprocess.run(
+            [
+                "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
+                "-i", url,
+                "-map", "0:a:0", "-vn", "-sn", "-dn",
+                "-ac", "1", "-ar", str(sample_rate),
+                "-af", "aresample=resampler=soxr",
+                "-c:a", "pcm_s16le", "-f", "wav",
+                "file:" + str(tmp),
+            ],
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+        if proc.returncode != 0:
+            raise StageError(f"{path}: ffmpeg cannot decode it: {ffmpeg_reason(proc.stderr)}")
+        if os.path.getsize(tmp) <= 44:
+            raise StageError(f"{path}: decoded to no audio samples")
+
+
+def ingest(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, log) -> dict:
+    if not os.path.exists(path):
+        raise StageError(f"{path}: file not found")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise StageError(f"{path}: empty file (0 bytes)")
+    before = sha256_file(path)
+    info = probe(path)
+    decode_to_wav(path, out_wav, sample_rate)
+    import soundfile as sf
+
+    wav = sf.info(out_wav)
+    after = sha256_file(path)
+    if after != before:  # never expected; proves the original was not touched while we read it
+        raise StageError(f"{path}: changed while being ingested (sha256 {before} → {after})")
+    sidecar = {
+        "recording": rec,
+        "original_path": os.path.abspath(path),
+        "original_name": Path(path).name,
+        "size_bytes": size,
+        "sha256": before,
+        **info,
+        "sample_rate": wav.samplerate,
+        "samples": wav.frames,
+        "duration_s": wav.frames / wav.samplerate,
+    }
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("%s → %s: %.1f s, %s %s ch %s Hz, sha256 %s", path, out_wav, sidecar["duration_s"], info["codec"], info["channels"], info["source_sample_rate"], before[:12])
+    return sidecar
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """Vocal slot for ``separation: none``: the ingested audio, hard-linked (or copied)."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def main(snakemake, log) -> None:
+    if snakemake.rule == "copy_vocals":
+        link_or_copy(str(snakemake.input.audio), str(snakemake.output.vocals))
+        log.info("separation: none — %s is the vocal stem", snakemake.input.audio)
+        return
+    ingest(str(snakemake.input.media), str(snakemake.output.audio), str(snakemake.output.sidecar), int(snakemake.params.sample_rate), snakemake.wildcards.rec, log)
+
+
+if "snakemake" in globals():
+    from workflow_scripts.io_utils import run_stage
+
+    run_stage(snakemake, main)  # noqa: F821

@@ -1,0 +1,135 @@
+"""Small I/O helpers shared by every stage: atomic outputs, WAV writing, clear errors."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+
+class StageError(Exception):
+    """A user-facing failure: the message names the file and the reason, on one line."""
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path next to ``final``; rename it onto ``final`` only on success.
+
+    The temp file lives in the same directory so the rename is atomic; a killed job leaves
+    at most a hidden ``.tmp`` file, never a half-written file under the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else final.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem[:40]}.", suffix=f".tmp{suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp directory next to ``final``; it replaces ``final`` only on success."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:40]}.", suffix=".tmpdir", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """Float [-1, 1] to int16 with rounding and clipping (never wraps around)."""
+    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono 16-bit PCM atomically."""
+    import soundfile as sf
+
+    audio = np.asarray(audio)
+    if audio.dtype != np.int16:
+        audio = to_int16(audio)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a WAV as float32 mono; raise StageError naming the file on failure."""
+    import soundfile as sf
+
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types
+        raise StageError(f"{path}: cannot read audio ({exc})") from exc
+    return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], sr
+
+
+class Progress:
+    """Percent done and ETA written to a logger every ``every_s`` seconds (for `tail -f`)."""
+
+    def __init__(self, total: float, label: str, log: logging.Logger, every_s: float = 10.0):
+        self.total, self.label, self.log, self.every_s = max(total, 1e-9), label, log, every_s
+        self.start = self.last = time.monotonic()
+        self.done = 0.0
+
+    def update(self, amount: float = 1.0, force: bool = False) -> None:
+        self.done += amount
+        now = time.monotonic()
+        if force or now - self.last >= self.every_s or self.done >= self.total:
+            self.last = now
+            frac = min(self.done / self.total, 1.0)
+            elapsed = now - self.start
+            eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+            self.log.info("%s: %5.1f%% (%g/%g) elapsed %.0fs ETA %.0fs", self.label, 100 * frac, self.done, self.total, elapsed, eta)
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
+    """Log to the rule's log file (and stderr), one line per event, flushed as it goes."""
+    logger = logging.getLogger("pvw")
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(str(log_path), mode="a", encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(fmt)
+        logger.addHandler(h)
+    return logger
+
+
+def run_stage(snakemake, fn: Callable[..., None]) -> None:
+    """Entry point helper for `script:` rules: logging, one-line errors, non-zero exit.
+
+    ``fn(snakemake, log)`` does the work. A StageError becomes one ERROR line naming the
+    file and the reason; any other exception is logged with its traceback.
+    """
+    log_files = list(getattr(snakemake, "log", []) or [])
+    log = setup_logging(log_files[0] if log_files else None)
+    try:
+        fn(snakemake, log)
+    except StageError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        log.exception("unexpected failure in rule %s", getattr(snakemake, "rule", "?"))
+        sys.exit(1)

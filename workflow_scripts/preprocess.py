@@ -1,0 +1,251 @@
+"""Turn a recording's segments into training clips.
+
+Per segment: trim leading/trailing silence down to a pad, merge very short neighbours whose
+pause is small (when the result stays under the maximum), optional denoise, resample (soxr),
+loudness-normalise (pyloudnorm, ITU-R BS.1770) with a peak ceiling so nothing clips, and drop
+what is still under ``min_clip_s`` with the reason recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    sample_rate: int = 22050
+    target_lufs: float = -23.0
+    peak_dbfs: float = -1.0
+    denoise: bool = False
+    trim_threshold_db: float = -40.0  # relative to the clip's loudest frame
+    pad_s: float = 0.15
+    min_clip_s: float = 1.0
+    max_clip_s: float = 12.0
+    merge_gap_s: float = 0.4
+    frame_s: float = 0.01
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "PreprocessParams":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in cfg.items() if k in names})
+
+
+@dataclass
+class Piece:
+    """A stretch of the vocal stem (sample indices at ``rate``) with its speech bounds."""
+
+    start: int
+    end: int
+    speech_start: int  # absolute sample where speech begins (after trimming analysis)
+    speech_end: int
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def speech_len(self) -> int:
+        return self.speech_end - self.speech_start
+
+
+def speech_bounds(audio: np.ndarray, rate: int, threshold_db: float, frame_s: float) -> tuple[int, int] | None:
+    """First and last sample of frames louder than ``threshold_db`` below the loudest frame."""
+    hop = max(int(frame_s * rate), 1)
+    n = len(audio) // hop
+    if n == 0:
+        return None
+    rms = np.sqrt(np.mean(np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop) ** 2, axis=1))
+    peak = rms.max()
+    if peak <= 0:
+        return None
+    loud = np.flatnonzero(rms >= peak * 10 ** (threshold_db / 20))
+    return int(loud[0] * hop), int(min((loud[-1] + 1) * hop, len(audio)))
+
+
+def merge_short_neighbours(pieces: list[Piece], rate: int, p: PreprocessParams) -> list[Piece]:
+    """Merge a piece shorter than ``min_clip_s`` into an adjacent one.
+
+    Only contiguous pieces (one ends where the next starts) are merged, only when the pause
+    between their speech is at most ``merge_gap_s``, and only when the merged speech plus
+    pads stays under ``max_clip_s``. The shorter neighbour is preferred.
+    """
+    min_len, max_len = p.min_clip_s * rate, p.max_clip_s * rate
+    pad, gap_max = p.pad_s * rate, p.merge_gap_s * rate
+    out = list(pieces)
+
+    def can_merge(a: Piece, b: Piece) -> bool:
+        return (
+            a.end == b.start
+            and b.speech_start - a.speech_end <= gap_max
+            and (b.speech_end - a.speech_start) + 2 * pad <= max_len
+        )
+
+    changed = True
+    while changed:
+        changed = False
+        for i, piece in enumerate(out):
+            if piece.speech_len + 2 * pad >= min_len:
+                continue
+            options = []
+            if i > 0 and can_merge(out[i - 1], piece):
+                options.append((out[i - 1].speech_len, i - 1))
+            if i + 1 < len(out) and can_merge(piece, out[i + 1]):
+                options.append((out[i + 1].speech_len, i))
+            if not options:
+                continue
+            _, j = min(options)
+            a, b = out[j], out[j + 1]
+            out[j : j + 2] = [Piece(a.start, b.end, a.speech_start, b.speech_end, a.sources + b.sources)]
+            changed = True
+            break
+    return out
+
+
+def loudness_normalise(audio: np.ndarray, rate: int, target_lufs: float, peak_dbfs: float) -> tuple[np.ndarray, float, float]:
+    """Gain to ``target_lufs``, then lower the gain if the peak would pass ``peak_dbfs``.
+
+    Returns (audio, loudness before, loudness after). A clip too short for the 400 ms
+    gating block is measured on itself looped (pyloudnorm needs at least one block).
+    """
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(rate)
+    x = np.asarray(audio, dtype=np.float64)
+    measured = x
+    if len(x) < int(0.4 * rate) + 1:
+        measured = np.tile(x, int(np.ceil((0.4 * rate + 1) / max(len(x), 1))) + 1)
+    before = float(meter.integrated_loudness(measured))
+    if not np.isfinite(before):
+        return x, before, before
+    gain = 10 ** ((target_lufs - before) / 20)
+    peak = np.max(np.abs(x)) * gain
+    ceiling = 10 ** (peak_dbfs / 20)
+    if peak > ceiling:
+        gain *= ceiling / peak  # peak-limited: never clip, accept a lower loudness
+    y = x * gain
+    after = before + 20 * np.log10(gain)
+    return y, before, float(after)
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    if rate_in == rate_out:
+        return audio
+    import soxr
+
+    return soxr.resample(audio, rate_in, rate_out, quality="HQ")
+
+
+def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
+    import noisereduce
+
+    return noisereduce.reduce_noise(y=audio, sr=rate, stationary=True)
+
+
+def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: PreprocessParams) -> tuple[list[Piece], list[tuple[str, str]]]:
+    """Analyse segments (name, start, end) into pieces; return (pieces, dropped (name, reason))."""
+    pieces, dropped = [], []
+    for name, start, end in segments:
+        bounds = speech_bounds(audio_for(start, end), rate, p.trim_threshold_db, p.frame_s)
+        if bounds is None:
+            dropped.append((name, "silent"))
+            continue
+        pieces.append(Piece(start, end, start + bounds[0], start + bounds[1], [name]))
+    return pieces, dropped
+
+
+def render_piece(piece: Piece, audio_for, rate: int, p: PreprocessParams) -> tuple[np.ndarray, float, float, int, int]:
+    """Cut the piece to its speech plus pads, then denoise, resample, normalise."""
+    pad = int(p.pad_s * rate)
+    a = max(piece.start, piece.speech_start - pad)
+    b = min(piece.end, piece.speech_end + pad)
+    x = np.asarray(audio_for(a, b), dtype=np.float64)
+    if p.denoise:
+        x = denoise(x, rate)
+    x = resample(x, rate, p.sample_rate)
+    y, before, after = loudness_normalise(x, p.sample_rate, p.target_lufs, p.peak_dbfs)
+    return y, before, after, a, b
+
+
+def read_segments_tsv(path: str) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+CLIP_COLUMNS = ["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments"]
+
+
+def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir: str, p: PreprocessParams, log) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Entry-point body: all clips of one recording into ``out_dir`` (written atomically)."""
+    import soundfile as sf
+
+    from workflow_scripts.io_utils import Progress, StageError, atomic_dir, to_int16
+
+    rows_in = read_segments_tsv(f"{segments_dir}/segments.tsv")
+    try:
+        info = sf.info(vocals_path)
+    except Exception as exc:
+        raise StageError(f"{vocals_path}: cannot read vocal stem ({exc})") from exc
+    rate = info.samplerate
+
+    def audio_for(a: int, b: int) -> np.ndarray:
+        x, _ = sf.read(vocals_path, start=a, stop=b, dtype="float32", always_2d=True)
+        return x.mean(axis=1)
+
+    segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows_in]
+    pieces, dropped = make_pieces(segs, audio_for, rate, p)
+    pieces = merge_short_neighbours(pieces, rate, p)
+    rows = []
+    progress = Progress(len(pieces), f"preprocess {rec}", log)
+    with atomic_dir(out_dir) as tmp:
+        n = 0
+        for piece in pieces:
+            y, before, after, a, b = render_piece(piece, audio_for, rate, p)
+            duration = len(y) / p.sample_rate
+            label = "+".join(piece.sources)
+            progress.update()
+            if duration < p.min_clip_s:
+                dropped.append((label, "too_short"))
+                continue
+            if duration > p.max_clip_s + 1e-6:
+                dropped.append((label, "too_long"))
+                continue
+            n += 1
+            name = f"{rec}_{n:05d}.wav"
+            sf.write(f"{tmp}/{name}", to_int16(y), p.sample_rate, subtype="PCM_16", format="WAV")
+            rows.append(
+                {
+                    "clip": name,
+                    "start_s": f"{a / rate:.3f}",
+                    "end_s": f"{b / rate:.3f}",
+                    "duration_s": f"{duration:.3f}",
+                    "lufs_before": f"{before:.2f}",
+                    "lufs_after": f"{after:.2f}",
+                    "segments": label,
+                }
+            )
+        with open(f"{tmp}/clips.tsv", "w", encoding="utf-8") as fh:
+            fh.write("\t".join(CLIP_COLUMNS) + "\n")
+            for r in rows:
+                fh.write("\t".join(r[c] for c in CLIP_COLUMNS) + "\n")
+        with open(f"{tmp}/dropped.tsv", "w", encoding="utf-8") as fh:
+            fh.write("segment\treason\n")
+            for name, reason in dropped:
+                fh.write(f"{name}\t{reason}\n")
+    log.info("%s: %d clips kept, %d dropped (%s)", rec, len(rows), len(dropped), ", ".join(sorted({r for _, r in dropped})) or "none")
+    return rows, dropped
+
+
+def main(snakemake, log) -> None:
+    cfg = {**snakemake.params.cfg, "max_clip_s": snakemake.params.max_clip_s, "sample_rate": snakemake.params.sample_rate}
+    preprocess_recording(snakemake.wildcards.rec, str(snakemake.input.vocals), str(snakemake.input.segments), str(snakemake.output.clips), PreprocessParams.from_config(cfg), log)
+
+
+if "snakemake" in globals():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+    from workflow_scripts.io_utils import run_stage
+
+    run_stage(snakemake, main)  # noqa: F821

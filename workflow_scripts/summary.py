@@ -1,0 +1,79 @@
+"""Run summary: recordings, hours in, clips, hours kept, dropped by reason, duplicate inputs."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+
+def duplicate_groups(sidecars: list[dict]) -> list[list[str]]:
+    """Recordings whose originals have the same sha256 (the same file given twice)."""
+    by_hash: dict[str, list[str]] = {}
+    for s in sidecars:
+        by_hash.setdefault(s["sha256"], []).append(s["recording"])
+    return [sorted(v) for v in by_hash.values() if len(v) > 1]
+
+
+def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
+    sidecars = [json.loads(Path(p).read_text(encoding="utf-8")) for p in sidecar_paths]
+    per_rec = []
+    dropped = Counter()
+    for side, cdir in zip(sidecars, clip_dirs):
+        with open(Path(cdir) / "clips.tsv", newline="", encoding="utf-8") as fh:
+            clips = list(csv.DictReader(fh, delimiter="\t"))
+        with open(Path(cdir) / "dropped.tsv", newline="", encoding="utf-8") as fh:
+            drops = list(csv.DictReader(fh, delimiter="\t"))
+        dropped.update(d["reason"] for d in drops)
+        per_rec.append(
+            {
+                "recording": side["recording"],
+                "original_name": side["original_name"],
+                "hours_in": side["duration_s"] / 3600,
+                "clips": len(clips),
+                "hours_kept": sum(float(c["duration_s"]) for c in clips) / 3600,
+                "dropped": len(drops),
+            }
+        )
+    return {
+        "recordings": len(per_rec),
+        "hours_in": sum(r["hours_in"] for r in per_rec),
+        "clips": sum(r["clips"] for r in per_rec),
+        "hours_kept": sum(r["hours_kept"] for r in per_rec),
+        "dropped_by_reason": dict(sorted(dropped.items())),
+        "duplicates": duplicate_groups(sidecars),
+        "per_recording": per_rec,
+    }
+
+
+def write_summary(summary: dict, tsv_path: str, json_path: str, log) -> None:
+    from workflow_scripts.io_utils import atomic_path
+
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    cols = ["recording", "original_name", "hours_in", "clips", "hours_kept", "dropped"]
+    with atomic_path(tsv_path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("\t".join(cols) + "\n")
+            for r in summary["per_recording"]:
+                fh.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + "\n")
+    log.info(
+        "%d recordings, %.3f h in, %d clips, %.3f h kept, dropped %s",
+        summary["recordings"], summary["hours_in"], summary["clips"], summary["hours_kept"], summary["dropped_by_reason"] or "none",
+    )
+    for group in summary["duplicates"]:
+        log.warning("duplicate input (same sha256): %s", ", ".join(group))
+
+
+def main(snakemake, log) -> None:
+    summary = summarise(list(map(str, snakemake.input.sidecars)), list(map(str, snakemake.input.clips)))
+    write_summary(summary, str(snakemake.output.tsv), str(snakemake.output.json), log)
+
+
+if "snakemake" in globals():
+    import sys
+
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+    from workflow_scripts.io_utils import run_stage
+
+    run_stage(snakemake, main)  # noqa: F821
