@@ -9,11 +9,17 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    rec=ID_PATTERN,
+
+
 include: "rules/ingest.smk"
 include: "rules/segment.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

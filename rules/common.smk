@@ -1,4 +1,4 @@
-# Helpers shared by every rule file: the recording table, paths, env modules.
+# Helpers shared by all rule files (recordings, paths, env modules, resources).
 import os
 import sys
 from pathlib import Path
@@ -7,13 +7,13 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 
+from workflow_scripts.envmodules import configure_env_modules  # noqa: E402
 from workflow_scripts.recordings import (  # noqa: E402
     ID_PATTERN,
     recordings_from_directory,
     recordings_from_sheet,
     scan_directory,
 )
-
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -32,14 +32,18 @@ def _normalise_separation(value):
     if isinstance(value, str):
         value = {"method": value}
     merged = {**defaults, **(value or {})}
-    merged["spleeter"] = {"model_dir": "pretrained_models", "model": "2stems", **merged.get("spleeter", {})}
+    merged["spleeter"] = {
+        "model_dir": "pretrained_models",
+        "model": "2stems",
+        **merged.get("spleeter", {}),
+    }
     merged["demucs"] = {"model": "htdemucs", "repo": "", **merged.get("demucs", {})}
     return merged
 
 
 config["separation"] = _normalise_separation(config.get("separation"))
 
-OUT = config["output_dir"].rstrip("/") or "."
+OUT = os.path.normpath(config["output_dir"])
 STAGES = ["clips", "metadata", "dataset", "voice"]
 
 
@@ -47,14 +51,22 @@ STAGES = ["clips", "metadata", "dataset", "voice"]
 def _load_recordings():
     inp = config["inputs"]
     if inp["sample_sheet"]:
-        recs = recordings_from_sheet(inp["sample_sheet"], config["speaker"], config["language"])
+        recs = recordings_from_sheet(
+            inp["sample_sheet"], config["speaker"], config["language"]
+        )
     else:
         recs = recordings_from_directory(
-            inp["directory"], config["speaker"], config["language"], tuple(inp["extensions"])
+            inp["directory"],
+            config["speaker"],
+            config["language"],
+            tuple(inp["extensions"]),
         )
         _, skipped = scan_directory(inp["directory"], tuple(inp["extensions"]))
         for path in skipped:
-            print(f"piper-voice-workflow: skipping {path}: unsupported extension", file=sys.stderr)
+            print(
+                f"piper-voice-workflow: skipping {path}: unsupported extension",
+                file=sys.stderr,
+            )
     return {r.id: r for r in recs}
 
 
@@ -64,10 +76,6 @@ if not RECORDINGS:
         f"piper-voice-workflow: no recordings found in {config['inputs']['sample_sheet'] or config['inputs']['directory']}",
         file=sys.stderr,
     )
-
-
-wildcard_constraints:
-    rec=ID_PATTERN,
 
 
 def recording_ids():
@@ -116,14 +124,7 @@ def all_clip_dirs():
 # Rules name both a conda env file (for `--sdm conda`) and an environment module (for
 # `--sdm env-modules`, the default profile): `envs/setup_venvs.py` builds a venv from the
 # same pins and writes `.modules/pvw/NAME`, which puts that venv first on PATH.
-MODULES_DIR = os.path.join(workflow.basedir, ".modules")
-if os.path.isdir(MODULES_DIR):
-    _paths = [p for p in os.environ.get("MODULEPATH", "").split(":") if p]
-    if MODULES_DIR not in _paths:
-        os.environ["MODULEPATH"] = ":".join([MODULES_DIR] + _paths)
-# Snakemake's job shells are non-interactive bash: BASH_ENV makes them define `module`.
-if "BASH_ENV" not in os.environ and os.path.exists("/usr/share/modules/init/bash"):
-    os.environ["BASH_ENV"] = "/usr/share/modules/init/bash"
+configure_env_modules(workflow.basedir)
 
 
 def env_module(name):
@@ -137,9 +138,15 @@ def final_targets():
     if until >= STAGES.index("metadata"):
         targets += [dataset_path("metadata.csv"), dataset_path("rejected.tsv")]
     if until >= STAGES.index("dataset"):
-        targets += [dataset_path("piper/dataset.csv"), dataset_path("piper/preflight.json")]
+        targets += [
+            dataset_path("piper/dataset.csv"),
+            dataset_path("piper/preflight.json"),
+        ]
     if until >= STAGES.index("voice"):
-        targets += [dataset_path("voice/voice.onnx"), dataset_path("voice/smoke_test.json")]
+        targets += [
+            dataset_path("voice/voice.onnx"),
+            dataset_path("voice/smoke_test.json"),
+        ]
     return targets
 
 

@@ -5,20 +5,20 @@ rule ingest:
     output:
         audio=processed_path("{rec}", "audio.wav"),
         sidecar=processed_path("{rec}", "source.json"),
-    params:
-        sample_rate=config["sample_rate"],
     log:
         log_path("ingest", "{rec}"),
     benchmark:
         benchmark_path("ingest", "{rec}")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=60,
     conda:
         "../envs/media.yaml"
     envmodules:
         env_module("media"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    params:
+        sample_rate=config["sample_rate"],
     script:
         "../workflow_scripts/ingest.py"
 
@@ -35,13 +35,13 @@ if separation_rule_is_copy():
             log_path("copy_vocals", "{rec}"),
         benchmark:
             benchmark_path("copy_vocals", "{rec}")
-        threads: 1
-        resources:
-            mem_mb=200,
-            runtime=10,
         conda:
             "../envs/media.yaml"
         envmodules:
             env_module("media"),
+        threads: 1
+        resources:
+            mem_mb=200,
+            runtime=10,
         script:
             "../workflow_scripts/ingest.py"

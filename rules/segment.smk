@@ -4,21 +4,21 @@ rule segment:
         vocals=processed_path("{rec}", "vocals.wav"),
     output:
         segments=directory(processed_path("{rec}", "segments")),
-    params:
-        cfg=config["segmentation"],
-        max_clip_s=config["preprocess"]["max_clip_s"],
     log:
         log_path("segment", "{rec}"),
     benchmark:
         benchmark_path("segment", "{rec}")
-    threads: 1
-    resources:
-        mem_mb=audio_job_mem_mb,
-        runtime=audio_job_runtime,
     conda:
         "../envs/media.yaml"
     envmodules:
         env_module("media"),
+    threads: 1
+    resources:
+        mem_mb=audio_job_mem_mb,
+        runtime=audio_job_runtime,
+    params:
+        cfg=config["segmentation"],
+        max_clip_s=config["preprocess"]["max_clip_s"],
     script:
         "../workflow_scripts/segmentation.py"
 
@@ -30,22 +30,22 @@ rule preprocess_clips:
         segments=processed_path("{rec}", "segments"),
     output:
         clips=directory(processed_path("{rec}", "clips")),
-    params:
-        cfg=config["preprocess"],
-        max_clip_s=config["preprocess"]["max_clip_s"],
-        sample_rate=config["sample_rate"],
     log:
         log_path("preprocess_clips", "{rec}"),
     benchmark:
         benchmark_path("preprocess_clips", "{rec}")
-    threads: 1
-    resources:
-        mem_mb=audio_job_mem_mb,
-        runtime=audio_job_runtime,
     conda:
         "../envs/media.yaml"
     envmodules:
         env_module("media"),
+    threads: 1
+    resources:
+        mem_mb=audio_job_mem_mb,
+        runtime=audio_job_runtime,
+    params:
+        cfg=config["preprocess"],
+        max_clip_s=config["preprocess"]["max_clip_s"],
+        sample_rate=config["sample_rate"],
     script:
         "../workflow_scripts/preprocess.py"
 
@@ -62,13 +62,13 @@ rule summary:
         log_path("summary", "all"),
     benchmark:
         benchmark_path("summary", "all")
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
     conda:
         "../envs/media.yaml"
     envmodules:
         env_module("media"),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
     script:
         "../workflow_scripts/summary.py"

@@ -43,21 +43,21 @@ if not separation_rule_is_copy():
         output:
             vocals=processed_path("{rec}", "vocals.wav"),
             accompaniment=separation_accompaniment_output(),
-        params:
-            method=config["separation"]["method"],
-            cfg=config["separation"],
         log:
             log_path("separate_vocals", "{rec}"),
         benchmark:
             benchmark_path("separate_vocals", "{rec}")
+        conda:
+            separation_env_file()
+        envmodules:
+            env_module(separation_env_name()),
         threads: config["separation"]["threads"]
         resources:
             mem_mb=config["separation"]["mem_mb"],
             runtime=separation_runtime,
             gpu=separation_gpu(),
-        conda:
-            separation_env_file()
-        envmodules:
-            env_module(separation_env_name()),
+        params:
+            method=config["separation"]["method"],
+            cfg=config["separation"],
         script:
             "../workflow_scripts/separation.py"

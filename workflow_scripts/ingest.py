@@ -4,7 +4,6 @@ pipeline rate, and record where it came from (sha256, codec, channels, rate) in 
 The user's file is only ever read. ffmpeg/ffprobe are called with argument lists (never a
 shell) and with a ``file:`` URL so names starting with ``-`` or containing ``:`` are plain paths.
 """
-from __future__ import annotations
 
 import hashlib
 import json

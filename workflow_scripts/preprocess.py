@@ -5,7 +5,6 @@ pause is small (when the result stays under the maximum), optional denoise, resa
 loudness-normalise (pyloudnorm, ITU-R BS.1770) with a peak ceiling so nothing clips, and drop
 what is still under ``min_clip_s`` with the reason recorded.
 """
-from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field

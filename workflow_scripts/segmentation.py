@@ -15,7 +15,6 @@ Algorithm (all times in frames of ``frame_s`` seconds):
 Segments without a single frame above the threshold are dropped (pure silence).
 Everything is deterministic: the same samples and parameters give the same cuts.
 """
-from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass

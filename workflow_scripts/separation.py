@@ -32,7 +32,7 @@ if "snakemake" in globals():
 
 import numpy as np
 
-from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage, to_int16
+from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage
 
 STEMS = ("vocals", "accompaniment")
 SPLEETER_PARAMS_FILE = "spleeter_params.json"  # optional: custom Spleeter config next to the checkpoint
@@ -137,6 +137,11 @@ def fix_length(y: np.ndarray, n: int) -> np.ndarray:
         return y[:n]
     pad = [(0, n - len(y))] + [(0, 0)] * (y.ndim - 1)
     return np.pad(y, pad)
+
+
+def float_to_s16(y: np.ndarray) -> np.ndarray:
+    """Inverse of soundfile's int16 -> float32 read (x / 32768), clipped: lossless round trip."""
+    return np.clip(np.round(np.asarray(y, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
@@ -443,7 +448,7 @@ def separate_file(
                         stems["accompaniment"] = x - stems["vocals"]
                     last = i == len(plan) - 1
                     for k, w in writers.items():
-                        w.write(to_int16(stitchers[k].push(stems[k], last)))
+                        w.write(float_to_s16(stitchers[k].push(stems[k], last)))
                     progress.update((e - done) / sr)
                     done = e
         finally:

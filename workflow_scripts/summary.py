@@ -1,5 +1,4 @@
 """Run summary: recordings, hours in, clips, hours kept, dropped by reason, duplicate inputs."""
-from __future__ import annotations
 
 import csv
 import json
