@@ -47,7 +47,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = Path(os.environ.get("PVW_SLURM_DIR", "/tmp/pvw-slurm"))
 SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
-REQUIRED_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
+REQUIRED_BINARIES = (
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "squeue",
+    "sinfo",
+    "scontrol",
+    "srun",
+)
 INSTALL_HINT = "run `bash .ci/install_slurm.sh` (apt-get install -y slurmctld slurmd slurm-client munge)"
 
 # "Submitted job 3 with external jobid '12'." (Snakemake's executor log line)
@@ -75,8 +84,12 @@ def _node_hardware() -> tuple[str, dict[str, int]]:
     name = socket.gethostname().split(".")[0]
     hw: dict[str, int] = {}
     try:
-        out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30).stdout
-        for key, value in re.findall(r"(\w+)=(\d+)", out.splitlines()[0] if out else ""):
+        out = subprocess.run(
+            ["slurmd", "-C"], capture_output=True, text=True, timeout=30
+        ).stdout
+        for key, value in re.findall(
+            r"(\w+)=(\d+)", out.splitlines()[0] if out else ""
+        ):
             hw[key] = int(value)
     except (OSError, subprocess.SubprocessError):
         pass
@@ -84,7 +97,9 @@ def _node_hardware() -> tuple[str, dict[str, int]]:
         hw = {"CPUs": os.cpu_count() or 1}
     if "RealMemory" not in hw:
         with open("/proc/meminfo") as fh:
-            kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
+            kb = int(
+                next(line for line in fh if line.startswith("MemTotal")).split()[1]
+            )
         hw["RealMemory"] = kb // 1024
     # Leave slack: slurmd drains a node whose memory is below the configured RealMemory.
     hw["RealMemory"] = max(256, int(hw["RealMemory"] * 0.9))
@@ -213,9 +228,12 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         os.chmod(key, 0o600)
         pidfile = m / "munged.pid"
         cmd = [
-            "munged", "--force",
-            f"--key-file={key}", f"--socket={self.munge_socket}",
-            f"--pid-file={pidfile}", f"--log-file={m / 'munged.log'}",
+            "munged",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={self.munge_socket}",
+            f"--pid-file={pidfile}",
+            f"--log-file={m / 'munged.log'}",
             f"--seed-file={m / 'munged.seed'}",
         ]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
@@ -227,10 +245,15 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         """Start a Slurm daemon daemonized (no -D) and record the pid from its pid file."""
         res = subprocess.run(
             [name, "-f", str(self.conf), *args],
-            capture_output=True, text=True, env=self.env(), timeout=60,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=60,
         )
         if res.returncode != 0:
-            raise RuntimeError(f"{name} failed to start (rc {res.returncode}): {res.stderr.strip()}\n{self._tail_logs()}")
+            raise RuntimeError(
+                f"{name} failed to start (rc {res.returncode}): {res.stderr.strip()}\n{self._tail_logs()}"
+            )
         self.pids[name] = self._read_pidfile(pidfile, name)
 
     @staticmethod
@@ -249,7 +272,10 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
     def _link_system_conf(self) -> None:
         """Make /etc/slurm/slurm.conf point at our conf for srun inside jobs (see module doc)."""
         try:
-            if SYSTEM_SLURM_CONF.is_symlink() and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf:
+            if (
+                SYSTEM_SLURM_CONF.is_symlink()
+                and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf
+            ):
                 self.linked_system_conf = True  # left over from an earlier run of ours
                 return
             if SYSTEM_SLURM_CONF.exists() or SYSTEM_SLURM_CONF.is_symlink():
@@ -267,7 +293,9 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         if self.state_file.exists():
             old = SlurmCluster.load(self.state_dir)
             if old and old.running():
-                raise RuntimeError(f"a test cluster is already running from {self.state_dir}; stop it first")
+                raise RuntimeError(
+                    f"a test cluster is already running from {self.state_dir}; stop it first"
+                )
             if old:
                 old.stop()
         self._prepare_dirs()
@@ -276,10 +304,14 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         try:
             self._start_munged()
             self._save()
-            self._start_daemon("slurmctld", ["-i"], self.state_dir / "run" / "slurmctld.pid")
+            self._start_daemon(
+                "slurmctld", ["-i"], self.state_dir / "run" / "slurmctld.pid"
+            )
             self._save()
             node, _ = _node_hardware()
-            self._start_daemon("slurmd", ["-N", node], self.state_dir / "run" / f"slurmd-{node}.pid")
+            self._start_daemon(
+                "slurmd", ["-N", node], self.state_dir / "run" / f"slurmd-{node}.pid"
+            )
             self._save()
             self.wait_idle(timeout)
         except BaseException:
@@ -296,26 +328,66 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         while time.monotonic() < deadline:
             res = subprocess.run(
                 ["sinfo", "-h", "-N", "-n", node, "-o", "%T"],
-                capture_output=True, text=True, env=self.env(), timeout=30,
+                capture_output=True,
+                text=True,
+                env=self.env(),
+                timeout=30,
             )
             state = res.stdout.strip()
             if state.rstrip("*") == "idle":
                 return
             if not resumed and any(s in state for s in ("drain", "down")):
-                subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"],
-                               capture_output=True, env=self.env(), timeout=30)
+                subprocess.run(
+                    ["scontrol", "update", f"NodeName={node}", "State=RESUME"],
+                    capture_output=True,
+                    env=self.env(),
+                    timeout=30,
+                )
                 resumed = True
             for name, pid in self.pids.items():
                 if not _pid_alive(pid):
                     raise RuntimeError(f"{name} (pid {pid}) died\n{self._tail_logs()}")
             time.sleep(0.5)
-        raise RuntimeError(f"node {node} not idle after {timeout:.0f} s (state {state!r})\n{self._tail_logs()}")
+        raise RuntimeError(
+            f"node {node} not idle after {timeout:.0f} s (state {state!r})\n{self._tail_logs()}"
+        )
 
     def running(self) -> bool:
         return bool(self.pids) and all(_pid_alive(p) for p in self.pids.values())
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop exactly the daemons this cluster started (by pid), then delete its state."""
+        if self.pids.get("slurmctld") and _pid_alive(self.pids["slurmctld"]):
+            # Cancel jobs still queued/running on *this* cluster so no job step outlives slurmd.
+            try:
+                ids = subprocess.run(
+                    ["squeue", "-h", "-o", "%i"],
+                    capture_output=True,
+                    text=True,
+                    env=self.env(),
+                    timeout=30,
+                ).stdout.split()
+                if ids:
+                    subprocess.run(
+                        ["scancel", *ids],
+                        capture_output=True,
+                        env=self.env(),
+                        timeout=30,
+                    )
+                    deadline = time.monotonic() + timeout
+                    while (
+                        time.monotonic() < deadline
+                        and subprocess.run(
+                            ["squeue", "-h", "-o", "%i"],
+                            capture_output=True,
+                            text=True,
+                            env=self.env(),
+                            timeout=30,
+                        ).stdout.split()
+                    ):
+                        time.sleep(0.5)
+            except (OSError, subprocess.SubprocessError):
+                pass
         for name in ("slurmd", "slurmctld", "munged"):
             pid = self.pids.get(name)
             if pid is None:
@@ -335,7 +407,10 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         self.pids.clear()
         if self.linked_system_conf:
             try:
-                if SYSTEM_SLURM_CONF.is_symlink() and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf:
+                if (
+                    SYSTEM_SLURM_CONF.is_symlink()
+                    and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf
+                ):
                     SYSTEM_SLURM_CONF.unlink()
             except OSError:
                 pass
@@ -344,10 +419,16 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
 
     # -- persistence (for the CLI) ----------------------------------------------------------
     def _save(self) -> None:
-        self.state_file.write_text(json.dumps({
-            "pids": self.pids, "ctld_port": self.ctld_port, "slurmd_port": self.slurmd_port,
-            "linked_system_conf": self.linked_system_conf,
-        }))
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    "pids": self.pids,
+                    "ctld_port": self.ctld_port,
+                    "slurmd_port": self.slurmd_port,
+                    "linked_system_conf": self.linked_system_conf,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, state_dir: Path = DEFAULT_STATE_DIR) -> "SlurmCluster | None":
@@ -355,14 +436,22 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
             data = json.loads((Path(state_dir) / "cluster.json").read_text())
         except (OSError, ValueError):
             return None
-        return cls(state_dir=Path(state_dir), ctld_port=data["ctld_port"], slurmd_port=data["slurmd_port"],
-                   pids={k: int(v) for k, v in data["pids"].items()},
-                   linked_system_conf=data.get("linked_system_conf", False))
+        return cls(
+            state_dir=Path(state_dir),
+            ctld_port=data["ctld_port"],
+            slurmd_port=data["slurmd_port"],
+            pids={k: int(v) for k, v in data["pids"].items()},
+            linked_system_conf=data.get("linked_system_conf", False),
+        )
 
     # -- diagnostics ------------------------------------------------------------------------
     def _tail_logs(self, lines: int = 15) -> str:
         out = []
-        for log in (self.ctld_log, self.slurmd_log, self.state_dir / "munge" / "munged.log"):
+        for log in (
+            self.ctld_log,
+            self.slurmd_log,
+            self.state_dir / "munge" / "munged.log",
+        ):
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-lines:]
                 out.append(f"--- {log.name}\n" + "\n".join(tail))
@@ -377,20 +466,42 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
 
     def job_states(self) -> dict[str, str]:
         """JobId -> state for every job slurmctld still remembers (MinJobAge)."""
-        res = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%j"],
-                             capture_output=True, text=True, env=self.env(), timeout=30)
-        return {line.split("|")[0]: line.split("|")[1] for line in res.stdout.splitlines() if "|" in line}
+        res = subprocess.run(
+            ["squeue", "--states=all", "-h", "-o", "%i|%T|%j"],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=30,
+        )
+        return {
+            line.split("|")[0]: line.split("|")[1]
+            for line in res.stdout.splitlines()
+            if "|" in line
+        }
 
     def sbatch_wrap(self, command: str, timeout: float = 60.0) -> tuple[str, str]:
         """Submit ``sbatch --wrap command``; wait for it; return (job id, final state)."""
         out_file = self.state_dir / "log" / "wrap-%j.out"
-        res = subprocess.run(["sbatch", "--parsable", "-o", str(out_file), "--wrap", command],
-                             capture_output=True, text=True, env=self.env(), timeout=30, check=True)
+        res = subprocess.run(
+            ["sbatch", "--parsable", "-o", str(out_file), "--wrap", command],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=30,
+            check=True,
+        )
         job_id = res.stdout.strip().split(";")[0]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.job_states().get(job_id, "")
-            if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"):
+            if state in (
+                "COMPLETED",
+                "FAILED",
+                "CANCELLED",
+                "TIMEOUT",
+                "NODE_FAIL",
+                "OUT_OF_MEMORY",
+            ):
                 return job_id, state
             time.sleep(0.5)
         return job_id, "TIMEOUT_WAITING"
@@ -399,24 +510,38 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
 # -- Snakemake -------------------------------------------------------------------------------
 def snakemake_venv() -> Path:
     """The runner venv (envs/snakemake.yaml) as built by envs/setup_venvs.py."""
-    out = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", "snakemake"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "envs" / "setup_venvs.py"),
+            "--print-path",
+            "snakemake",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return Path(out.splitlines()[-1])
 
 
 def snakemake_binary() -> Path:
     exe = snakemake_venv() / "bin" / "snakemake"
     if not exe.exists():
-        raise FileNotFoundError(f"{exe} missing: run `python3 envs/setup_venvs.py snakemake`")
+        raise FileNotFoundError(
+            f"{exe} missing: run `python3 envs/setup_venvs.py snakemake`"
+        )
     return exe
 
 
 # Options every test run on the throw-away cluster needs; a profile may set them too (the
 # command line wins). squeue: there is no accounting daemon, so sacct cannot report states.
 SLURM_TEST_ARGS = [
-    "--executor", "slurm",
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "2",
+    "--executor",
+    "slurm",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
     "--slurm-keep-successful-logs",
 ]
 
@@ -426,11 +551,19 @@ def parse_slurm_job_ids(log: str) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def run_snakemake_on_slurm(workdir, args, *, cluster: SlurmCluster | None = None, executor_args: bool = True,
-                           timeout: float = 1800.0, env: dict[str, str] | None = None):
+def run_snakemake_on_slurm(
+    workdir,
+    args,
+    *,
+    cluster: SlurmCluster | None = None,
+    executor_args: bool = True,
+    timeout: float = 1800.0,
+    env: dict[str, str] | None = None,
+):
     """Run the venv's ``snakemake`` in ``workdir`` with the SLURM executor plugin.
 
-    ``args`` are extra command-line arguments (e.g. ``["--profile", "profiles/slurm", "-s", ...]``);
+    ``cluster`` defaults to the one ``python tests/slurm_cluster.py start`` left running, else the
+    machine's own Slurm. ``args`` are extra command-line arguments (e.g. ``["--profile", "profiles/slurm", "-s", ...]``);
     unless ``executor_args`` is False, :data:`SLURM_TEST_ARGS` are appended after them so they
     override a profile. The venv's ``bin`` goes first on ``PATH`` (sbatch exports the
     submitting environment, and the job re-runs ``snakemake`` from that ``PATH``).
@@ -438,19 +571,40 @@ def run_snakemake_on_slurm(workdir, args, *, cluster: SlurmCluster | None = None
     Returns ``(returncode, stdout+stderr, slurm_job_ids)``; the ids come from Snakemake's
     "external jobid" log lines.
     """
-    cluster = cluster or SlurmCluster.load() or SlurmCluster()
+    if cluster is None:
+        cluster = (
+            SlurmCluster.load()
+        )  # one started with `python tests/slurm_cluster.py start`
+        if cluster is not None and not cluster.running():
+            cluster = None
     exe = snakemake_binary()
-    run_env = cluster.env(env)
+    # Without a test cluster, use the machine's own Slurm configuration (a real cluster).
+    run_env = (
+        cluster.env(env)
+        if cluster is not None
+        else dict(os.environ if env is None else env)
+    )
     run_env["PATH"] = f"{exe.parent}{os.pathsep}{run_env.get('PATH', '/usr/bin:/bin')}"
     run_env.pop("SLURM_JOB_ID", None)
     cmd = [str(exe), *map(str, args), *(SLURM_TEST_ARGS if executor_args else [])]
     try:
-        res = subprocess.run(cmd, cwd=str(workdir), env=run_env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        res = subprocess.run(
+            cmd,
+            cwd=str(workdir),
+            env=run_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         rc, log = res.returncode, res.stdout
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout or ""
-        rc, log = 124, (out.decode(errors="replace") if isinstance(out, bytes) else out) + "\n[timed out]"
+        rc, log = (
+            124,
+            (out.decode(errors="replace") if isinstance(out, bytes) else out)
+            + "\n[timed out]",
+        )
     return rc, log, parse_slurm_job_ids(log)
 
 
@@ -486,8 +640,11 @@ if pytest is not None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in ("start", "stop", "status"):
-        print("usage: python tests/slurm_cluster.py start|stop|status   (state dir: $PVW_SLURM_DIR, "
-              f"default {DEFAULT_STATE_DIR})", file=sys.stderr)
+        print(
+            "usage: python tests/slurm_cluster.py start|stop|status   (state dir: $PVW_SLURM_DIR, "
+            f"default {DEFAULT_STATE_DIR})",
+            file=sys.stderr,
+        )
         return 2
     cmd = argv[0]
     if cmd == "start":
@@ -509,7 +666,13 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped")
         return 0
     alive = {n: _pid_alive(p) for n, p in cluster.pids.items()}
-    print("daemons: " + ", ".join(f"{n} pid {cluster.pids[n]} {'up' if a else 'DEAD'}" for n, a in alive.items()))
+    print(
+        "daemons: "
+        + ", ".join(
+            f"{n} pid {cluster.pids[n]} {'up' if a else 'DEAD'}"
+            for n, a in alive.items()
+        )
+    )
     res = subprocess.run(["sinfo"], capture_output=True, text=True, env=cluster.env())
     print(res.stdout + res.stderr, end="")
     print(f"export SLURM_CONF={cluster.conf}")

@@ -2,7 +2,10 @@
 
 Needs root and Debian's Slurm packages (`bash .ci/install_slurm.sh`) plus the runner venv
 (`python3 envs/setup_venvs.py snakemake`); skipped otherwise. Run only these with
-`pytest -m slurm tests/test_slurm.py`. Takes about 20 s (cluster start < 2 s).
+`pytest -m slurm tests/test_slurm.py`. Takes about 45 s on 2 busy cores (cluster start and
+stop < 1 s each; each job spends ~15 s starting Snakemake twice inside the allocation, and the
+plugin polls 2 s, 14 s, 36 s... after submission). The two rules are independent so that both
+jobs finish within one polling cycle; a dependent chain doubles the time.
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ from slurm_cluster import (  # noqa: E402
 
 pytestmark = pytest.mark.slurm
 
-TINY_SNAKEFILE = textwrap.dedent(
-    """\
+TINY_SNAKEFILE = textwrap.dedent("""\
     rule all:
         input:
             "results/a.txt",
@@ -49,24 +51,26 @@ TINY_SNAKEFILE = textwrap.dedent(
             runtime=5,
         script:
             "scripts/b.py"
-    """
-)
+    """)
 
-TINY_SCRIPT = textwrap.dedent(
-    """\
+TINY_SCRIPT = textwrap.dedent("""\
     import os
 
     with open(snakemake.output[0], "w") as fh:
         fh.write(f"job={os.environ.get('SLURM_JOB_ID', '')} rule={snakemake.rule}\\n")
-    """
-)
+    """)
 
 
 @pytest.fixture(scope="module")
 def runner_venv():
     venv = snakemake_venv()
-    if not (venv / "bin" / "snakemake").exists() or not (venv / ".pvw-complete").exists():
-        pytest.skip(f"runner venv {venv} not built: python3 envs/setup_venvs.py snakemake")
+    if (
+        not (venv / "bin" / "snakemake").exists()
+        or not (venv / ".pvw-complete").exists()
+    ):
+        pytest.skip(
+            f"runner venv {venv} not built: python3 envs/setup_venvs.py snakemake"
+        )
     return venv
 
 
@@ -75,14 +79,19 @@ def _job_id(line: str) -> str:
     return fields.get("job", "")
 
 
-def test_tiny_workflow_runs_through_sbatch(slurm_cluster: SlurmCluster, runner_venv, tmp_path):
+def test_tiny_workflow_runs_through_sbatch(
+    slurm_cluster: SlurmCluster, runner_venv, tmp_path
+):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "Snakefile").write_text(TINY_SNAKEFILE)
     (tmp_path / "scripts" / "b.py").write_text(TINY_SCRIPT)
 
     t0 = time.monotonic()
     rc, log, job_ids = run_snakemake_on_slurm(
-        tmp_path, ["--jobs", "2", "--workflow-profile", "none"], cluster=slurm_cluster, timeout=600
+        tmp_path,
+        ["--jobs", "2", "--workflow-profile", "none"],
+        cluster=slurm_cluster,
+        timeout=600,
     )
     elapsed = time.monotonic() - t0
     print(f"snakemake on slurm: {elapsed:.1f} s, slurm job ids {job_ids}")

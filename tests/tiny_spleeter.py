@@ -67,15 +67,26 @@ def build(out_dir: str, name: str = "2stems", sample_rate: int | None = None, fr
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir", help="folder that will hold <name>/ (use it as separation.spleeter.model_dir)")
+    ap.add_argument(
+        "out_dirs",
+        nargs="+",
+        metavar="OUT_DIR[:RATE:FRAME]",
+        help="folder that will hold <name>/ (use it as separation.spleeter.model_dir); "
+        "':RATE:FRAME' overrides --sample-rate/--frame-length for that folder (several models, one TF start)",
+    )
     ap.add_argument("--name", default="2stems")
     ap.add_argument("--sample-rate", type=int, default=None, help="model rate (default 44100 as the real model)")
     ap.add_argument("--frame-length", type=int, default=None, help="STFT frame (default 4096 as the real model)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    folder = build(args.out_dir, args.name, args.sample_rate, args.frame_length, args.seed)
-    size = sum(p.stat().st_size for p in folder.iterdir())
-    print(f"{folder} {size} bytes")
+    for spec in args.out_dirs:
+        out_dir, rate, frame = spec, args.sample_rate, args.frame_length
+        parts = spec.rsplit(":", 2)
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            out_dir, rate, frame = parts[0], int(parts[1]), int(parts[2])
+        folder = build(out_dir, args.name, rate, frame, args.seed)
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        print(f"{folder} {size} bytes")
     return 0
 
 

@@ -18,6 +18,12 @@ class StageError(Exception):
     """A user-facing failure: the message names the file and the reason, on one line."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path next to ``final``; rename it onto ``final`` only on success.
@@ -31,6 +37,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem[:40]}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
     try:
         yield tmp
         os.replace(tmp, final)
@@ -45,6 +52,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:40]}.", suffix=".tmpdir", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():

@@ -286,7 +286,8 @@ class SpleeterBackend(Backend):
             config.gpu_options.allow_growth = True
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
         try:
-            saver.restore(self.session, ckpt)
+            with self.graph.as_default():
+                saver.restore(self.session, ckpt)
         except Exception as exc:  # shape/variable mismatch: wrong config for these weights
             raise StageError(
                 f"{ckpt}: cannot restore Spleeter weights with configuration {descriptor!r} "

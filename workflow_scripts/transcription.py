@@ -80,6 +80,8 @@ def config_with_defaults(cfg: dict | None) -> dict:
     out = dict(DEFAULTS)
     for key, value in (cfg or {}).items():
         out[key] = value
+    if isinstance(out.get("language"), str) and out["language"].lower() in ("auto", ""):
+        out["language"] = None
     if out["backend"] not in BACKENDS:
         raise StageError(f"transcription.backend: unknown backend {out['backend']!r} (known: {', '.join(BACKENDS)})")
     if int(out["batch_size"]) < 1:
@@ -487,7 +489,6 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
     if not rows:
         log.warning("%s: no clips", clips_dir / "clips.tsv")
         return []
-    backend = backend or make_backend(cfg, threads, log)
     records: list[dict | None] = [None] * len(rows)
     audios: dict[int, np.ndarray] = {}
     short, long_ = [], []
@@ -498,6 +499,7 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
         audios[i] = load_clip(path)
         (long_ if len(audios[i]) / SAMPLE_RATE > WINDOW_S else short).append(i)
     total_s = sum(len(a) for a in audios.values()) / SAMPLE_RATE
+    backend = backend or make_backend(cfg, threads, log)
     log.info("%d clips, %.1f s of audio (%d longer than 30 s) with %s, batch_size %d",
              len(rows), total_s, len(long_), backend.name, int(cfg["batch_size"]))
     progress = Progress(total_s, f"transcribe {clips_dir.parent.name}", log)
@@ -518,6 +520,11 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
         duration = row.get("duration_s")
         if not isinstance(duration, float):
             duration = len(audios[i]) / SAMPLE_RATE
+        audio_s = len(audios[i]) / SAMPLE_RATE
+        for w in rec.get("words") or []:  # Whisper's 20 ms grid can overshoot the clip end
+            for key in ("start", "end"):
+                if w.get(key) is not None:
+                    w[key] = round(min(max(w[key], 0.0), audio_s), 3)
         rec = {
             "clip": row["clip"],
             **{k: v for k, v in rec.items() if k != "decode_language"},

@@ -1,0 +1,90 @@
+"""Run the real workflow with Snakemake in a temp directory (shared by the end-to-end tests)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def example_media(n_prompts: int = 12, n_recordings: int = 2) -> Path:
+    """Small real-speech recordings (mp3, mp4) built once and cached between test runs."""
+    from workflow_scripts.example_data import build, cache_root
+
+    out = cache_root().parent / "test-data" / f"example-{n_prompts}-{n_recordings}" / "raw"
+    if not (out / ".complete").exists():
+        build(str(out), n_prompts, n_recordings)
+        (out / ".complete").write_text("ok\n")
+    return out
+
+
+def write_config(workdir: Path, **overrides) -> Path:
+    cfg = {
+        "output_dir": "out",
+        "inputs": {"directory": "raw"},
+        "separation": "none",
+        "run_until": "clips",
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+        "--cores", "2",
+        "--sdm", "env-modules",
+        *args,
+    ]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def pending_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule → job count that `snakemake -n` reports (empty when nothing is to be done)."""
+    proc = run_snakemake(workdir, "-n", *args, check=True)
+    text = proc.stdout + proc.stderr
+    counts: dict[str, int] = {}
+    if "Job stats:" not in text:
+        return counts
+    table = text.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def tree_checksums(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def copy_media(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)

@@ -1,0 +1,145 @@
+"""Aggregate every recording's transcripts into the dataset tables (runs in the media env).
+
+Outputs (root = config ``output_dir``):
+
+* ``metadata.csv``: kept clips, NO header, ``|``-separated, sorted by clip file name::
+
+      clip_filename|transcript|duration|speaker|quality
+
+  ``clip_filename`` is the WAV file name inside ``processed/{rec}/clips/`` (names carry
+  the recording id, so they are unique; duplicates are an error), ``transcript`` the text
+  normalised for Piper (see quality_gate.normalize_text), ``duration`` seconds (3
+  decimals), ``speaker`` the recording's speaker, ``quality`` the score in [0, 1] (4
+  decimals). The first two columns are Piper's ``utt.wav|text`` format.
+* ``rejected.tsv``: header ``clip recording reasons text normalised quality``; reasons
+  joined with ``;``.
+* ``transcripts.tsv``: every clip with its decision and both texts (for review):
+  ``clip recording speaker keep quality duration reasons text normalised``.
+* ``transcription_summary.json``: counts (clips, kept, rejected, hours) and rejections by
+  reason code, in total and per recording.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+if "snakemake" in globals():
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+
+from workflow_scripts.io_utils import StageError, atomic_path, run_stage
+from workflow_scripts.quality_gate import evaluate, gate_config, reason_code
+
+
+def read_jsonl(path) -> list[dict]:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
+    return out
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text).replace("\t", " ").replace("|", " ").split())
+
+
+def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | None = None) -> dict:
+    """``recordings``: [(rec, transcripts.jsonl, clips dir or None, speaker[, language])].
+
+    The expected language of a recording is ``gate.language`` when set, else the
+    recording's own language (5th item), else ``language``.
+    Returns {"rows": [...all clips with decision...], "summary": {...}}.
+    """
+    cfg = gate_config(gate_cfg, language)
+    rows, seen = [], {}
+    for item in recordings:
+        rec, jsonl, clips_dir, speaker = item[:4]
+        rec_cfg = cfg
+        if (gate_cfg or {}).get("language") is None and len(item) > 4 and item[4]:
+            rec_cfg = {**cfg, "language": item[4]}
+        for record in read_jsonl(jsonl):
+            clip = record.get("clip")
+            if not clip:
+                raise StageError(f"{jsonl}: a record without 'clip'")
+            if clip in seen:
+                raise StageError(f"{jsonl}: clip file name {clip} also in recording {seen[clip]}")
+            seen[clip] = rec
+            if clips_dir is not None and not (Path(clips_dir) / clip).exists():
+                raise StageError(f"{Path(clips_dir) / clip}: transcribed but missing from the clips directory")
+            ev = evaluate(record, rec_cfg)
+            rows.append({
+                "clip": clip, "recording": rec, "speaker": speaker, "keep": ev["keep"],
+                "quality": ev["quality"], "duration": float(record.get("duration_s") or 0.0),
+                "reasons": ev["reasons"], "text": _clean(ev["text"]), "normalised": _clean(ev["normalised"]),
+            })
+    rows.sort(key=lambda r: (r["clip"], r["recording"]))
+    kept = [r for r in rows if r["keep"]]
+    by_reason = Counter(reason_code(x) for r in rows for x in r["reasons"])
+    per_rec = {}
+    for r in rows:
+        s = per_rec.setdefault(r["recording"], {"clips": 0, "kept": 0, "rejected": 0, "by_reason": Counter()})
+        s["clips"] += 1
+        s["kept" if r["keep"] else "rejected"] += 1
+        s["by_reason"].update(reason_code(x) for x in r["reasons"])
+    summary = {
+        "clips": len(rows), "kept": len(kept), "rejected": len(rows) - len(kept),
+        "kept_hours": round(sum(r["duration"] for r in kept) / 3600, 4),
+        "total_hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+        "mean_quality_kept": round(sum(r["quality"] for r in kept) / len(kept), 4) if kept else None,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "recordings": {k: {**v, "by_reason": dict(sorted(v["by_reason"].items()))} for k, v in sorted(per_rec.items())},
+        "gate": cfg,
+    }
+    return {"rows": rows, "summary": summary}
+
+
+def write_outputs(result: dict, metadata, rejected, summary, review=None) -> None:
+    rows = result["rows"]
+    with atomic_path(metadata) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        for r in rows:
+            if r["keep"]:
+                fh.write(f"{r['clip']}|{r['normalised']}|{r['duration']:.3f}|{r['speaker']}|{r['quality']:.4f}\n")
+    with atomic_path(rejected) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        w.writerow(["clip", "recording", "reasons", "text", "normalised", "quality"])
+        for r in rows:
+            if not r["keep"]:
+                w.writerow([r["clip"], r["recording"], ";".join(r["reasons"]), r["text"], r["normalised"], f"{r['quality']:.4f}"])
+    if review is not None:
+        with atomic_path(review) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(["clip", "recording", "speaker", "keep", "quality", "duration", "reasons", "text", "normalised"])
+            for r in rows:
+                w.writerow([r["clip"], r["recording"], r["speaker"], int(r["keep"]), f"{r['quality']:.4f}",
+                            f"{r['duration']:.3f}", ";".join(r["reasons"]), r["text"], r["normalised"]])
+    with atomic_path(summary) as tmp:
+        Path(tmp).write_text(json.dumps(result["summary"], indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def aggregate_main(snakemake, log) -> None:
+    recs = list(snakemake.params.recs)
+    jsonls = list(snakemake.input.transcripts)
+    clips = list(getattr(snakemake.input, "clips", []) or [None] * len(recs))
+    if not (len(recs) == len(jsonls) == len(clips)):
+        raise StageError(f"aggregate_metadata: {len(recs)} recordings but {len(jsonls)} transcripts / {len(clips)} clips dirs")
+    speakers = dict(snakemake.params.speakers)
+    languages = dict(getattr(snakemake.params, "languages", {}) or {})
+    tcfg = dict(snakemake.params.cfg or {})
+    default_lang = tcfg.get("language") if tcfg.get("language") != "auto" else None
+    result = aggregate([(r, j, c, speakers.get(r, ""), languages.get(r)) for r, j, c in zip(recs, jsonls, clips)],
+                       tcfg.get("gate"), default_lang)
+    out = snakemake.output
+    write_outputs(result, out.metadata, out.rejected, out.summary, getattr(out, "review", None))
+    s = result["summary"]
+    log.info("%d clips: %d kept (%.3f h), %d rejected %s", s["clips"], s["kept"], s["kept_hours"], s["rejected"],
+             s["rejected_by_reason"])
+
+
+if "snakemake" in globals():
+    run_stage(snakemake, aggregate_main)  # noqa: F821

@@ -1,0 +1,390 @@
+"""Train a Piper voice in resumable chunks (runs in the piper env).
+
+Rule ``train_chunk`` runs once per chunk ``n``: it continues training from chunk ``n-1``'s
+checkpoint (chunk 0: from scratch, or from ``training.base_checkpoint``) up to epoch
+``(n + 1) * checkpoint_every`` (+ the base checkpoint's epochs when resuming a base) and
+writes ``{root}/checkpoints/chunk_{n}.ckpt``. A killed or failed chunk never touches earlier
+checkpoints; its rerun starts again from the previous chunk (or from the last epoch the
+interrupted attempt completed, kept in the chunk's work directory).
+
+Training itself is piper's own CLI (``python -m piper.train fit ...``, a LightningCLI), run in
+a subprocess through :func:`launch` (``python -m workflow_scripts.piper_train launch ...``),
+which only adjusts piper's callback list before handing over to ``piper.train.__main__.main``:
+
+* STACK.md breakage 2: piper always adds ``ModelCheckpoint(monitor="val_mos")``. ``val_mos``
+  is only logged when the UTMOS predictor can be downloaded from torch hub; offline it never
+  is and Lightning raises at the end of epoch 0 ("could not find the monitored key"), even
+  with ``--model.mos_metric none``. LightningCLI always appends ``trainer_defaults``
+  callbacks, so they cannot be removed from the command line; the launcher edits piper's
+  module-level ``_DEFAULT_CALLBACKS`` list instead (no piper code is copied or changed).
+* piper's other default keeps the 5 best checkpoints by ``val_mel`` (up to 5 x 846 MB per
+  chunk for the default model); the chunk's own ``last.ckpt`` is all this workflow needs, so
+  the launcher replaces both with one ``ModelCheckpoint(save_last=True, save_top_k=0)``
+  writing into the chunk's work directory, plus a small callback that logs epoch, step,
+  losses and time per epoch as plain lines. Lightning's CSVLogger keeps every metric.
+
+Functions here import neither torch nor piper at module level: tests and the rule file
+import the presets from the test/snakemake env.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if "snakemake" in globals():
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+
+from workflow_scripts.io_utils import StageError, atomic_path, run_stage
+
+REPO = Path(__file__).resolve().parent.parent
+
+# --- quality presets ---------------------------------------------------------------------
+# Piper's quality levels: x_low/low at 16 kHz, medium/high at 22.05 kHz; x_low uses narrow
+# text-encoder/flow layers, high a larger HiFi-GAN decoder (resblock 1, 512 channels).
+# "reduced" is a tiny model for tests and benchmarks (STACK.md: ~1 min/epoch on 20 clips).
+_HIGH_DECODER = {
+    "resblock": "1",
+    "resblock_kernel_sizes": [3, 7, 11],
+    "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    "upsample_rates": [8, 8, 2, 2],
+    "upsample_initial_channel": 512,
+    "upsample_kernel_sizes": [16, 16, 4, 4],
+}
+PRESETS: dict[str, dict] = {
+    "x_low": {"sample_rate": 16000, "model": {"hidden_channels": 96, "inter_channels": 96, "filter_channels": 384}},
+    "low": {"sample_rate": 16000, "model": {}},
+    "medium": {"sample_rate": 22050, "model": {}},
+    "high": {"sample_rate": 22050, "model": dict(_HIGH_DECODER)},
+    "reduced": {
+        "sample_rate": 16000,
+        "model": {
+            "hidden_channels": 96,
+            "inter_channels": 96,
+            "filter_channels": 384,
+            "n_layers": 2,
+            "upsample_initial_channel": 128,
+            "segment_size": 4096,
+        },
+    },
+}
+# Rough peak resident memory on CPU (MB) for batch size 4 of ~3 s clips (STACK.md, measured:
+# default 4.3 GB, reduced 3.2 GB) and the extra per batch item; used for `mem_mb` and the
+# preflight estimate. GPU memory scales similarly.
+_MEM_BASE_MB = {"x_low": 2600, "low": 3000, "medium": 3200, "high": 4200, "reduced": 2600}
+_MEM_PER_ITEM_MB = {"x_low": 120, "low": 250, "medium": 280, "high": 400, "reduced": 150}
+
+
+def preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise StageError(f"training.preset: unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+def preset_sample_rate(name: str) -> int:
+    return int(preset(name)["sample_rate"])
+
+
+def estimate_memory_mb(preset_name: str, batch_size: int, longest_clip_s: float = 3.0) -> int:
+    """Peak training memory estimate: base + batch items scaled by the longest clip."""
+    scale = max(1.0, longest_clip_s / 3.0)
+    return int(_MEM_BASE_MB[preset_name] + _MEM_PER_ITEM_MB[preset_name] * batch_size * scale)
+
+
+def target_epochs(n: int, every: int, offset: int = 0) -> int:
+    """Total epochs completed at the end of chunk ``n`` (epochs are counted from 0 of the
+    model's life, so a resumed base checkpoint's epochs are the ``offset``)."""
+    if n < 0 or every < 1:
+        raise StageError(f"train_chunk: bad chunk {n} / checkpoint_every {every}")
+    return offset + (n + 1) * every
+
+
+def checkpoint_epochs(path: str | os.PathLike) -> int:
+    """Epochs a Lightning checkpoint has completed (its ``epoch`` + 1; needs torch)."""
+    import torch
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:  # torch raises many types for a truncated/foreign file
+        raise StageError(f"{path}: not a readable Lightning checkpoint ({exc})") from exc
+    if "epoch" not in ckpt or "state_dict" not in ckpt:
+        raise StageError(f"{path}: not a Lightning checkpoint (no epoch/state_dict)")
+    loops = ckpt.get("loops", {}).get("fit_loop", {})
+    # A checkpoint written at the end of epoch e stores epoch=e; if it was written mid-epoch
+    # (not done by this workflow) the epoch is not complete.
+    done = loops.get("epoch_progress", {}).get("current", {}).get("completed")
+    return int(done) if isinstance(done, int) else int(ckpt["epoch"]) + 1
+
+
+def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache_dir: Path, max_epochs: int) -> dict:
+    """The LightningCLI config (YAML/JSON) for one chunk: model preset, data, trainer."""
+    p = preset(cfg["preset"])
+    model = {"sample_rate": p["sample_rate"], "mos_metric": "none", **p["model"], **(cfg.get("model_overrides") or {})}
+    device = cfg.get("device", "cpu")
+    trainer = {
+        "max_epochs": int(max_epochs),
+        "accelerator": "gpu" if device == "cuda" else "cpu",
+        "devices": 1,
+        "enable_progress_bar": False,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": int(cfg.get("log_every_steps", 10)),
+        "default_root_dir": str(work),
+        "logger": {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            # A fresh version per attempt: LightningCLI refuses to overwrite its config.yaml.
+            "init_args": {"save_dir": str(work), "name": "csv", "version": f"attempt_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"},
+        },
+    }
+    if cfg.get("precision"):
+        trainer["precision"] = cfg["precision"]
+    data = {
+        "csv_path": str(csv_path),
+        "audio_dir": str(audio_dir),
+        "cache_dir": str(cache_dir),
+        "config_path": str(work / "config.json"),
+        "espeak_voice": cfg["espeak_voice"],
+        "voice_name": cfg.get("voice_name", "voice"),
+        "batch_size": int(cfg["batch_size"]),
+        "num_workers": int(cfg.get("num_workers", 0)),
+        "validation_split": float(cfg.get("validation_split", 0.1)),
+        "num_test_examples": int(cfg.get("num_test_examples", 0)),
+    }
+    return {"seed_everything": int(cfg.get("seed", 1234)), "model": model, "data": data, "trainer": trainer}
+
+
+def fit_command(config_file: Path, ckpt_dir: Path, threads: int, ckpt_path: str | None, warmstart: str | None,
+                python: str | None = None) -> list[str]:
+    cmd = [python or sys.executable, "-m", "workflow_scripts.piper_train", "launch",
+           "--ckpt-dir", str(ckpt_dir), "--threads", str(threads), "--",
+           "fit", "--config", str(config_file)]
+    if warmstart:
+        cmd += ["--model.warmstart_ckpt", str(warmstart)]
+    if ckpt_path:
+        cmd += ["--ckpt_path", str(ckpt_path)]
+    return cmd
+
+
+def run_logged(cmd: list[str], log, env: dict | None = None, cwd: str | None = None) -> tuple[int, list[str]]:
+    """Run ``cmd`` (a list, never a shell), copy every output line into the log."""
+    log.info("running: %s", " ".join(cmd))
+    tail: list[str] = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
+                            bufsize=1, errors="replace")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line:
+            log.info("| %s", line)
+            tail = (tail + [line])[-30:]
+    return proc.wait(), tail
+
+
+def subprocess_env(threads: int) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(max(1, threads))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def dataset_cache_dir(root: Path, csv_path: str, sample_rate: int) -> Path:
+    """piper caches phoneme ids/audio/spectrograms keyed by row number + text only, so a
+    rebuilt dataset (new audio, same text) or another sample rate gets its own folder."""
+    import hashlib
+
+    h = hashlib.sha256(Path(csv_path).read_bytes())
+    h.update(str(sample_rate).encode())
+    return root / "cache" / h.hexdigest()[:12]
+
+
+def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, previous: str | None,
+                threads: int, log) -> dict:
+    """Train chunk ``n`` and write its checkpoint atomically to ``output``."""
+    every = int(cfg["checkpoint_every"])
+    out = Path(output)
+    ckpt_root = out.parent
+    work = ckpt_root / "work" / f"chunk_{n}"
+    ckpt_dir = work / "ckpt"
+    work.mkdir(parents=True, exist_ok=True)
+
+    base = cfg.get("base_checkpoint") or None
+    base_mode = cfg.get("base_mode", "warmstart")
+    if base and not Path(base).is_file():
+        raise StageError(f"{base}: training.base_checkpoint does not exist")
+    offset = 0
+    if base and base_mode == "resume":
+        offset = checkpoint_epochs(base)
+    target = target_epochs(n, every, offset)
+
+    warmstart = None
+    if previous:
+        start_from, start_epochs = previous, checkpoint_epochs(previous)
+        if start_epochs != target - every:
+            log.warning("%s has %d epochs, expected %d (checkpoint_every changed?)", previous, start_epochs, target - every)
+    elif base and base_mode == "resume":
+        start_from, start_epochs = base, offset
+    else:
+        start_from, start_epochs = None, 0
+        warmstart = base  # fine-tune: weights only, fresh optimizer, epoch 0
+    if start_epochs >= target:
+        raise StageError(f"{start_from}: already has {start_epochs} epochs >= chunk {n}'s target {target}; "
+                         "remove later checkpoints or raise training.epochs")
+
+    # An interrupted attempt of this chunk may have finished some epochs: continue from there.
+    partial = ckpt_dir / "last.ckpt"
+    if partial.is_file():
+        try:
+            done = checkpoint_epochs(partial)
+        except StageError as exc:
+            log.warning("ignoring unreadable %s (%s)", partial, exc)
+            done = -1
+        if start_epochs < done < target:
+            log.info("resuming interrupted chunk %d from %s (%d epochs done)", n, partial, done)
+            start_from, start_epochs, warmstart = str(partial), done, None
+            kept = work / "resume_from.ckpt"
+            os.replace(partial, kept)  # Lightning would overwrite last.ckpt while reading it
+            start_from = str(kept)
+    log.info("chunk %d: epochs %d -> %d (checkpoint_every %d, base offset %d), from %s%s",
+             n, start_epochs, target, every, offset, start_from or "scratch",
+             f", warm start {warmstart}" if warmstart else "")
+
+    sample_rate = preset_sample_rate(cfg["preset"])
+    cache = dataset_cache_dir(ckpt_root, csv_path, sample_rate)
+    fit_cfg = build_fit_config(cfg, work, csv_path, audio_dir, cache, target)
+    config_file = work / "fit.json"  # JSON is YAML: jsonargparse reads it with --config
+    config_file.write_text(json.dumps(fit_cfg, indent=2))
+    cmd = fit_command(config_file, ckpt_dir, threads, start_from, warmstart)
+    t0 = time.monotonic()
+    rc, tail = run_logged(cmd, log, env=subprocess_env(threads), cwd=str(work))
+    elapsed = time.monotonic() - t0
+    if rc != 0:
+        hint = next((t for t in reversed(tail) if "Error" in t or "error" in t), tail[-1] if tail else "")
+        raise StageError(f"{out}: piper.train fit exited with {rc} ({hint.strip()[:300]}); previous checkpoints kept")
+    final = ckpt_dir / "last.ckpt"
+    if not final.is_file():
+        raise StageError(f"{final}: training finished without writing last.ckpt")
+    done = checkpoint_epochs(final)
+    if done != target:
+        raise StageError(f"{final}: has {done} epochs, expected {target}")
+    with atomic_path(out) as tmp:
+        shutil.copyfile(final, tmp)
+    # Work files of this finished chunk (never the chunk outputs) can go: they are large.
+    for leftover in (final, work / "resume_from.ckpt"):
+        if leftover.exists():
+            leftover.unlink()
+    info = {"chunk": n, "epochs": target, "from": start_from, "warmstart": warmstart, "seconds": round(elapsed, 1),
+            "seconds_per_epoch": round(elapsed / max(1, target - start_epochs), 1),
+            "checkpoint_mb": round(out.stat().st_size / 1e6, 1), "voice_config": str(work / "config.json")}
+    (work / "chunk.json").write_text(json.dumps(info, indent=2))
+    log.info("chunk %d done: %s", n, json.dumps(info))
+    return info
+
+
+def main(snakemake, log) -> None:
+    cfg = dict(snakemake.params.cfg)
+    n = int(snakemake.wildcards.n)
+    previous = str(snakemake.input.previous) if "previous" in snakemake.input.keys() else None
+    train_chunk(n, cfg, str(snakemake.input.csv), str(snakemake.input.wavs), str(snakemake.output.ckpt),
+                previous, int(snakemake.threads), log)
+
+
+# --- the launcher: runs piper's LightningCLI with this workflow's callbacks ---------------
+def _progress_callback(log_every: int):
+    import logging
+
+    from lightning.pytorch.callbacks import Callback
+
+    logger = logging.getLogger("pvw.train")
+
+    def _fmt(metrics, keys):
+        out = []
+        for k in keys:
+            if k in metrics:
+                try:
+                    out.append(f"{k}={float(metrics[k]):.4f}")
+                except (TypeError, ValueError):
+                    pass
+        return " ".join(out)
+
+    class Progress(Callback):
+        """One plain log line per `log_every` steps and per epoch (no tqdm in log files)."""
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.t0 = time.monotonic()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if log_every > 0 and (batch_idx + 1) % log_every == 0:
+                logger.info("epoch %d step %d batch %d: %s", trainer.current_epoch, trainer.global_step, batch_idx + 1,
+                            _fmt(trainer.callback_metrics, ("loss_g", "loss_d", "train_mel")))
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            logger.info("epoch %d done in %.1fs (step %d): %s", trainer.current_epoch, time.monotonic() - self.t0,
+                        trainer.global_step,
+                        _fmt(trainer.callback_metrics, ("loss_g", "loss_d", "train_mel", "train_kl", "train_dur",
+                                                        "val_loss", "val_mel")))
+
+    return Progress()
+
+
+def launch(argv: list[str]) -> None:
+    """``launch --ckpt-dir D [--threads N] [--log-every K] -- <piper.train args>``."""
+    import argparse
+    import logging
+
+    ap = argparse.ArgumentParser(prog="piper_train launch")
+    ap.add_argument("--ckpt-dir", required=True)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    import piper.train.__main__ as piper_cli
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    # Breakage 2 (see module docstring): replace piper's default checkpoint callbacks, the
+    # offline-crashing val_mos one included, by one that keeps only last.ckpt of this chunk.
+    dropped = [getattr(cb, "monitor", None) for cb in piper_cli._DEFAULT_CALLBACKS if isinstance(cb, ModelCheckpoint)]
+    piper_cli._DEFAULT_CALLBACKS[:] = [cb for cb in piper_cli._DEFAULT_CALLBACKS if not isinstance(cb, ModelCheckpoint)]
+    piper_cli._DEFAULT_CALLBACKS.append(ModelCheckpoint(dirpath=args.ckpt_dir, save_last=True, save_top_k=0))
+    piper_cli._DEFAULT_CALLBACKS.append(_progress_callback(args.log_every))
+    logging.getLogger("pvw.train").info("replaced piper's ModelCheckpoint callbacks %s by last.ckpt in %s",
+                                        dropped, args.ckpt_dir)
+    sys.argv = ["piper.train"] + rest
+    piper_cli.main()
+
+
+def export(argv: list[str]) -> None:
+    """``export -- <piper.train.export_onnx args>`` with torch's legacy ONNX exporter.
+
+    Breakage 3: torch >= 2.9 defaults ``torch.onnx.export`` to the dynamo exporter, which
+    needs ``onnxscript`` (not installed) and does not handle VITS's data-dependent shapes;
+    piper's export script calls ``torch.onnx.export`` without ``dynamo=``, so the legacy
+    TorchScript-based exporter is selected here by defaulting ``dynamo=False``.
+    """
+    import functools
+
+    import torch
+
+    rest = argv[1:] if argv[:1] == ["--"] else argv
+    torch.onnx.export = functools.partial(torch.onnx.export, dynamo=False)
+    import piper.train.export_onnx as piper_export
+
+    sys.argv = ["piper.train.export_onnx"] + rest
+    piper_export.main()
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] in ("launch", "export"):
+    {"launch": launch, "export": export}[sys.argv[1]](sys.argv[2:])
+elif "snakemake" in globals():
+    run_stage(snakemake, main)  # noqa: F821
