@@ -240,10 +240,10 @@ def spleeter_py():
 
 @pytest.fixture(scope="module")
 def tiny_models(spleeter_py, tmp_path_factory):
-    """A 44.1 kHz tiny model (like the real one) and an 8 kHz one for the long input."""
+    """A 44.1 kHz tiny model (like the real one) and a 4 kHz one for the long input."""
     root = tmp_path_factory.mktemp("models")
     subprocess.run(
-        [str(spleeter_py), str(REPO / "tests" / "tiny_spleeter.py"), str(root / "m44k"), f"{root / 'm8k'}:8000:1024"],
+        [str(spleeter_py), str(REPO / "tests" / "tiny_spleeter.py"), str(root / "m44k"), f"{root / 'mlow'}:4000:512"],
         check=True,
         capture_output=True,
         timeout=180,
@@ -277,11 +277,11 @@ def test_spleeter_tiny_model_stems(spleeter_py, tiny_models, tmp_path):
 
 
 def test_spleeter_long_input_full_length(spleeter_py, tiny_models, tmp_path):
-    """25 minutes (longer than one 300 s chunk) come out sample-exact (8 kHz tiny model: fast)."""
-    sr = 8000
+    """25 minutes (longer than one 300 s chunk) come out sample-exact (4 kHz tiny model: fast)."""
+    sr = 4000
     x = synth_mix(25 * 60 + 0.37, sr)
     audio = write_s16(tmp_path / "audio.wav", x, sr)
-    cfg = base_cfg(chunk_s=300, overlap_s=5, spleeter={"model_dir": str(tiny_models / "m8k"), "model": "2stems"})
+    cfg = base_cfg(chunk_s=300, overlap_s=5, spleeter={"model_dir": str(tiny_models / "mlow"), "model": "2stems"})
     proc, log, secs = run_entry(spleeter_py, tmp_path, audio, "spleeter", cfg, accompaniment=False)
     assert proc.returncode == 0, log + proc.stderr[-3000:]
     info = sf.info(str(tmp_path / "vocals.wav"))

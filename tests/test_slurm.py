@@ -79,6 +79,13 @@ def _job_id(line: str) -> str:
     return fields.get("job", "")
 
 
+def test_cluster_runs_sbatch_wrap(slurm_cluster: SlurmCluster):
+    """The bare cluster works: a batch job with an srun step completes (no Snakemake)."""
+    job_id, state = slurm_cluster.sbatch_wrap("hostname && srun -n1 true")
+    assert state == "COMPLETED", (job_id, state, slurm_cluster.job_states())
+    assert job_id in slurm_cluster.submitted_job_ids()
+
+
 def test_tiny_workflow_runs_through_sbatch(
     slurm_cluster: SlurmCluster, runner_venv, tmp_path
 ):

@@ -41,7 +41,9 @@ if "snakemake" in globals():
 
 from workflow_scripts.io_utils import StageError, atomic_path, run_stage
 
-REPO = Path(__file__).resolve().parent.parent
+# Snakemake runs a copy of this script from .snakemake/scripts/: find the repo via scriptdir.
+REPO = (Path(snakemake.scriptdir).resolve().parent if "snakemake" in globals()  # noqa: F821
+        else Path(__file__).resolve().parent.parent)
 
 # --- quality presets ---------------------------------------------------------------------
 # Piper's quality levels: x_low/low at 16 kHz, medium/high at 22.05 kHz; x_low uses narrow

@@ -37,7 +37,7 @@ GATE_DEFAULTS: dict[str, Any] = {
     "min_chars_per_s": 4.0,
     "max_chars_per_s": 25.0,
     "edge_margin_s": 0.05,  # a word starting/ending this close to the clip edge ...
-    "edge_loud_db": -40.0,  # ... while the edge (first/last 30 ms) is louder than this = cut
+    "edge_loud_db": -20.0,  # ... while the edge (first/last 30 ms, dB re the clip's loud frames) is above = cut
     "min_quality": 0.0,
 }
 

@@ -11,8 +11,9 @@ Output: ``transcripts.jsonl``, one JSON object per clip (in ``clips.tsv`` order)
 (multilingual models; ``language_probability`` is then its probability), otherwise the
 language the clip was decoded in (``language_probability`` null). ``word_timestamps`` says
 where the word times come from: ``whisper`` (cross-attention DTW) or ``wav2vec2:<model>``
-(WhisperX forced alignment). ``edge_db`` is the RMS level (dBFS) of the first and last 30 ms
-of the clip; the quality gate uses it to tell a clip cut inside a word.
+(WhisperX forced alignment). ``edge_db`` is the RMS level of the first and last 30 ms of the
+clip relative to its loud frames (dB); the quality gate uses it to tell a clip cut inside
+a word from one that starts/ends at a pause.
 
 Backends (config ``transcription.backend``):
 
@@ -127,13 +128,20 @@ def load_clip(path: str | os.PathLike) -> np.ndarray:
 
 
 def edge_levels_db(audio: np.ndarray, sr: int = SAMPLE_RATE, edge_s: float = 0.03) -> list[float]:
-    """RMS level in dBFS of the first and last ``edge_s`` seconds (-120 for digital silence)."""
+    """RMS level of the first and last ``edge_s`` seconds in dB relative to the clip's loud
+    frames (95th percentile of ``edge_s`` frame RMS): near 0 when a clip starts/ends inside
+    speech, far below 0 (-20 dB and less) at a pause, whatever the recording's noise floor.
+    Digital silence gives -120."""
     n = max(1, int(round(edge_s * sr)))
-    out = []
-    for part in (audio[:n], audio[-n:]):
-        rms = float(np.sqrt(np.mean(np.square(part.astype(np.float64))))) if part.size else 0.0
-        out.append(round(20 * math.log10(rms) if rms > 1e-6 else -120.0, 1))
-    return out
+    def db(x):
+        rms = float(np.sqrt(np.mean(np.square(x.astype(np.float64))))) if x.size else 0.0
+        return 20 * math.log10(rms) if rms > 1e-6 else -120.0
+    frames = audio[: len(audio) // n * n].reshape(-1, n) if len(audio) >= n else audio.reshape(1, -1)
+    levels = 20 * np.log10(np.sqrt(np.mean(np.square(frames.astype(np.float64)), axis=1)) + 1e-9)
+    ref = float(np.percentile(levels, 95)) if levels.size else -120.0
+    if ref <= -120.0 + 1e-6 or ref < -100:
+        return [-120.0, -120.0]
+    return [round(max(db(part) - ref, -120.0), 1) if db(part) > -120.0 else -120.0 for part in (audio[:n], audio[-n:])]
 
 
 def compression_ratio(text: str) -> float:
