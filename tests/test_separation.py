@@ -308,9 +308,9 @@ def demucs_py():
 
 def test_demucs_unittest_model_through_entry(demucs_py, tmp_path):
     sr = 22050
-    x = synth_mix(9.1, sr)
+    x = synth_mix(5.3, sr)
     audio = write_s16(tmp_path / "audio.wav", x, sr)
-    cfg = base_cfg(method="demucs", chunk_s=4, overlap_s=1, demucs={"model": "demucs_unittest", "repo": ""})
+    cfg = base_cfg(method="demucs", chunk_s=3, overlap_s=0.5, demucs={"model": "demucs_unittest", "repo": ""})
     proc, log, _ = run_entry(demucs_py, tmp_path, audio, "demucs", cfg)
     assert proc.returncode == 0, log + proc.stderr[-3000:]
     for name in ("vocals.wav", "accompaniment.wav"):

@@ -26,13 +26,21 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 TINY_FILTERS = [2, 4, 8, 16, 32, 64]
 
 
-def build(out_dir: str, name: str = "2stems", sample_rate: int | None = None, frame_length: int | None = None, seed: int = 0) -> Path:
+def build(
+    out_dir: str,
+    name: str = "2stems",
+    sample_rate: int | None = None,
+    frame_length: int | None = None,
+    seed: int = 0,
+    full_size: bool = False,
+) -> Path:
     import tensorflow as tf
     from spleeter.model import EstimatorSpecBuilder
     from spleeter.utils.configuration import load_configuration
 
     params = load_configuration("spleeter:2stems")
-    params["model"]["params"] = {**params["model"].get("params", {}), "conv_n_filters": TINY_FILTERS}
+    if not full_size:  # full_size: the real U-Net shape (random weights): for memory/speed benchmarks
+        params["model"]["params"] = {**params["model"].get("params", {}), "conv_n_filters": TINY_FILTERS}
     if sample_rate:
         params["sample_rate"] = int(sample_rate)
     if frame_length:  # smaller STFT: F must not exceed frame_length // 2 + 1
@@ -78,13 +86,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-rate", type=int, default=None, help="model rate (default 44100 as the real model)")
     ap.add_argument("--frame-length", type=int, default=None, help="STFT frame (default 4096 as the real model)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full-size", action="store_true", help="real 2stems U-Net size (random weights, ~40 MB): benchmarks")
     args = ap.parse_args(argv)
     for spec in args.out_dirs:
         out_dir, rate, frame = spec, args.sample_rate, args.frame_length
         parts = spec.rsplit(":", 2)
         if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
             out_dir, rate, frame = parts[0], int(parts[1]), int(parts[2])
-        folder = build(out_dir, args.name, rate, frame, args.seed)
+        folder = build(out_dir, args.name, rate, frame, args.seed, args.full_size)
         size = sum(p.stat().st_size for p in folder.iterdir())
         print(f"{folder} {size} bytes")
     return 0

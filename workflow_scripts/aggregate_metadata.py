@@ -18,7 +18,6 @@ Outputs (root = config ``output_dir``):
 * ``transcription_summary.json``: counts (clips, kept, rejected, hours) and rejections by
   reason code, in total and per recording.
 """
-from __future__ import annotations
 
 import csv
 import json

@@ -33,6 +33,9 @@ class SegmentParams:
     min_silence_step: float = 0.5
     min_silence_floor_s: float = 0.1
     max_clip_s: float = 12.0
+    # Absolute floor: frames quieter than this are silence whatever the recording's level,
+    # so dither or hiss in a silent file is not mistaken for speech.
+    silence_floor_dbfs: float = -60.0
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SegmentParams":
@@ -118,10 +121,12 @@ def split_on_silence(audio: np.ndarray, sample_rate: int, params: SegmentParams 
         return []
     rms = frame_rms(audio, hop)
     level = robust_level(rms, params.level_percentile)
-    if level <= 0:
-        return []  # digital silence
+    full_scale = float(np.iinfo(audio.dtype).max + 1) if np.issubdtype(audio.dtype, np.integer) else 1.0
+    floor = full_scale * 10 ** (params.silence_floor_dbfs / 20)
+    if level <= floor:
+        return []  # silence, dither or faint hiss only
     max_frames = max(int(params.max_clip_s * sample_rate) // hop, 1)
-    speech_thr = params.factor * level
+    speech_thr = max(params.factor * level, floor)
 
     segments: list[Segment] = []
 
@@ -137,7 +142,7 @@ def split_on_silence(audio: np.ndarray, sample_rate: int, params: SegmentParams 
             return
         # The threshold stays relative to the whole recording's level, so a fainter passage
         # does not become "all silence", while its short pauses can still be found.
-        pts = split_points(span, factor * level, frames(min_sil))
+        pts = split_points(span, max(factor * level, floor), frames(min_sil))
         if pts:
             bounds = [f0] + [f0 + p for p in pts] + [f1]
             for a, b in zip(bounds[:-1], bounds[1:]):
@@ -155,7 +160,7 @@ def split_on_silence(audio: np.ndarray, sample_rate: int, params: SegmentParams 
 
     # Pass 0 splits the whole recording at every qualifying silence; only the parts still
     # over the maximum recurse with a higher threshold and a shorter minimum silence.
-    pts = split_points(rms, params.factor * level, frames(params.min_silence_s))
+    pts = split_points(rms, speech_thr, frames(params.min_silence_s))
     bounds = [0] + pts + [len(rms)]
     for a, b in zip(bounds[:-1], bounds[1:]):
         recurse(a, b, params.factor, params.min_silence_s, 0, "silence")

@@ -15,7 +15,6 @@ Model weights are never downloaded silently into a broken state and never replac
 weights: ``check_spleeter_model`` refuses an existing model folder without a checkpoint, and
 the checkpoint is restored with a TF ``Saver`` that fails when a variable is missing.
 """
-from __future__ import annotations
 
 import contextlib
 import logging
@@ -347,7 +346,7 @@ class DemucsBackend(Backend):
         except Exception as exc:
             where = f"in {repo}" if repo_path else "(download failed or unknown name)"
             raise StageError(
-                f"demucs model {model!r}: cannot load {where}: {type(exc).__name__}: {str(exc)[:300]}. "
+                f"demucs model {model!r}: cannot load {where}: {type(exc).__name__}: {str(exc)[:300].rstrip('.')}. "
                 f"Offline, put the model's .th/.yaml files in a folder and set separation.demucs.repo to it"
             ) from exc
         m.eval()

