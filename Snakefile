@@ -17,6 +17,7 @@ wildcard_constraints:
 
 include: "rules/ingest.smk"
 include: "rules/segment.smk"
+include: "rules/transcribe.smk"
 
 
 rule all:

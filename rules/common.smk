@@ -171,3 +171,76 @@ def audio_job_runtime(wildcards, input):
     """Minutes: generous for ~100x realtime processing, never under 10."""
     # 1 MB of 22.05 kHz s16 mono is ~23 s of audio.
     return int(10 + _input_mb(input, "vocals") * 23 / 60 / 20)
+
+
+# --- transcription ------------------------------------------------------------------------
+def transcription_env():
+    """The env family of the configured backend (whisperx pulls torch: ~7.6 GB)."""
+    if config["transcription"]["backend"] == "whisperx":
+        return "whisperx"
+    return "fasterwhisper"
+
+
+def transcription_conda_env():
+    return f"../envs/{transcription_env()}.yaml"
+
+
+def transcription_gpus():
+    """1 GPU when the device is cuda (auto: only when one was asked for explicitly)."""
+    return 1 if config["transcription"]["device"] == "cuda" else 0
+
+
+def transcription_mem_mb(wildcards, input):
+    """Model + all clips of the recording at 16 kHz float32 (+ WhisperX's torch)."""
+    base = 6000 if transcription_env() == "whisperx" else 1500
+    try:
+        clips = sum(
+            os.path.getsize(os.path.join(str(input.clips), f))
+            for f in os.listdir(str(input.clips))
+        )
+    except OSError:
+        clips = 100e6
+    return int(base + 2 * clips / 1e6)
+
+
+def transcription_runtime(wildcards, input):
+    """Minutes: CPU tiny.en int8 runs ~1x realtime on 2 loaded cores; larger models slower."""
+    try:
+        clips = sum(
+            os.path.getsize(os.path.join(str(input.clips), f))
+            for f in os.listdir(str(input.clips))
+        )
+    except OSError:
+        clips = 100e6
+    audio_min = clips / (2 * config["sample_rate"]) / 60
+    return int(15 + 4 * audio_min)
+
+
+def transcription_language(rec):
+    """null: the recording's language; "auto": detect per clip; else that language."""
+    lang = config["transcription"]["language"]
+    if lang is None:
+        return recording_language(rec)
+    return None if lang == "auto" else lang
+
+
+def transcription_params(wildcards):
+    cfg = dict(config["transcription"])
+    cfg["language"] = transcription_language(wildcards.rec)
+    return cfg
+
+
+def transcription_speaker(wildcards):
+    return recording_speaker(wildcards.rec)
+
+
+def all_transcripts():
+    return [processed_path(r, "transcripts.jsonl") for r in recording_ids()]
+
+
+def speakers_by_recording():
+    return {r: recording_speaker(r) for r in recording_ids()}
+
+
+def languages_by_recording():
+    return {r: recording_language(r) for r in recording_ids()}

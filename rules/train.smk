@@ -55,7 +55,10 @@ def train_mem_mb(wildcards):
     cfg = training_cfg()
     if cfg["mem_mb"]:
         return int(cfg["mem_mb"])
-    return int(1.3 * estimate_memory_mb(cfg["preset"], int(cfg["batch_size"]), cfg["max_clip_s"]))
+    return int(
+        1.3
+        * estimate_memory_mb(cfg["preset"], int(cfg["batch_size"]), cfg["max_clip_s"])
+    )
 
 
 def train_runtime(wildcards):

@@ -254,6 +254,24 @@ def _checkpoint_epochs(py: str, path: Path) -> int:
     return int(out.stdout.strip())
 
 
+def _kill_leftovers(marker: str) -> None:
+    """SIGKILL any process of ours still running with ``marker`` (the temp dir) in its command
+    line: a job the killed Snakemake started in another process group."""
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(proc_dir.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    time.sleep(1)
+
+
 @pytest.mark.slow
 @needs_piper
 def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
@@ -290,11 +308,13 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     assert proc.poll() is None, "chunk 1 finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _kill_leftovers(str(wd))
     assert not (out / "checkpoints" / "chunk_1.ckpt").exists()
     assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns and c0.stat().st_size == c0_stat.st_size
 
     # 3. rerun: resumes from chunk 0's checkpoint, then exports and smoke-tests the voice
-    (log1).unlink()
+    log1.unlink()
+    subprocess.run(snakemake_cmd(wd, "--unlock"), cwd=wd, check=True, capture_output=True)  # killed run's lock
     run_workflow(wd, "--rerun-incomplete")
     text = log1.read_text()
     assert f"from {c0}" in text or "from out/checkpoints/chunk_0.ckpt" in text

@@ -218,6 +218,25 @@ def test_separate_file_rejects_bad_overlap(tmp_path):
     assert not (tmp_path / "v.wav").exists()
 
 
+# --- rule helpers ----------------------------------------------------------------------------
+def test_rule_helpers():
+    from types import SimpleNamespace
+
+    from workflow_scripts import separation as sep
+
+    cfg = {"method": "spleeter", "device": "cpu", "chunk_s": 120, "mem_mb": 1000, "threads": 2}
+    assert sep.env_name(cfg) == "spleeter" and sep.env_name({**cfg, "method": "demucs"}) == "demucs"
+    assert sep.gpu_count(cfg) == 0 and sep.gpu_count({**cfg, "device": "cuda"}) == 1
+    assert sep.mem_mb(cfg) >= 3000  # measured ~2.9 GB peak for 120 s chunks (full-size U-Net)
+    assert sep.mem_mb({**cfg, "mem_mb": 64000}) == 64000
+    assert sep.mem_mb({**cfg, "chunk_s": 300}) > sep.mem_mb(cfg)
+    one_hour = 3600 * 22050 * 2
+    assert sep.runtime_minutes(one_hour, 22050, cfg) >= 60  # ~0.5 s per audio second on CPU, doubled
+    assert sep.runtime_minutes(one_hour, 22050, {**cfg, "device": "cuda"}) < sep.runtime_minutes(one_hour, 22050, cfg)
+    fn = sep.runtime_function(cfg, 22050)
+    assert fn(None, SimpleNamespace(audio="/nonexistent.wav")) >= 15
+
+
 # --- model folder check ----------------------------------------------------------------------
 def test_check_spleeter_model(tmp_path):
     assert check_spleeter_model(tmp_path, "2stems") == "absent"
@@ -271,6 +290,7 @@ def test_spleeter_tiny_model_stems(spleeter_py, tiny_models, tmp_path):
     assert vsr == asr == sr and len(v) == len(a) == len(mix)
     assert sf.info(str(tmp_path / "vocals.wav")).channels == 1
     assert np.std(v) > 1e-3 and np.std(a) > 1e-3  # random weights still split the energy
+    assert np.max(np.abs(v - a)) > 1e-2  # ... differently for the two stems
     err = (v + a - mix)[2000:-2000]
     assert np.sqrt(np.mean(err**2)) < 5e-3, np.sqrt(np.mean(err**2))
     assert "model loaded" in log and "%" in log

@@ -34,6 +34,7 @@ def build(
     seed: int = 0,
     full_size: bool = False,
 ) -> Path:
+    import numpy as np
     import tensorflow as tf
     from spleeter.model import EstimatorSpecBuilder
     from spleeter.utils.configuration import load_configuration
@@ -64,6 +65,13 @@ def build(
         saver = tf.compat.v1.train.Saver()
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
+            # Spleeter seeds its initialisers (he_uniform(seed=50)): both stems' U-Nets would be
+            # identical (every mask 0.5). Perturb every weight so the stems differ.
+            rng = np.random.default_rng(seed)
+            for var in tf.compat.v1.trainable_variables():
+                value = sess.run(var)
+                scale = 0.5 * max(float(np.std(value)), 0.05)
+                var.load(value + rng.normal(0.0, scale, value.shape).astype(value.dtype), sess)
             saver.save(sess, str(folder / "model"), write_meta_graph=False)
     # The checkpoint file must name the weights relative to the folder (it may be moved).
     (folder / "checkpoint").write_text('model_checkpoint_path: "model"\nall_model_checkpoint_paths: "model"\n')

@@ -20,7 +20,6 @@ Every clip is validated (readable WAV, 16-bit PCM, mono, the pipeline sample rat
 clips are logged and the job fails naming the first. Clips over the limits are left out of
 ``dataset.csv`` and listed in the preflight report.
 """
-from __future__ import annotations
 
 import csv
 import itertools

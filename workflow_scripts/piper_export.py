@@ -12,7 +12,6 @@ fixed sentences into ``smoke_test.wav`` and fails if the audio is missing, silen
 not finite, at the wrong rate, or the JSON lacks what Piper needs; ``smoke_test.json``
 records the measurements.
 """
-from __future__ import annotations
 
 import json
 import sys

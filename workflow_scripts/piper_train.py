@@ -26,7 +26,6 @@ which only adjusts piper's callback list before handing over to ``piper.train.__
 Functions here import neither torch nor piper at module level: tests and the rule file
 import the presets from the test/snakemake env.
 """
-from __future__ import annotations
 
 import json
 import os
@@ -159,9 +158,9 @@ def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache
 
 
 def fit_command(config_file: Path, ckpt_dir: Path, threads: int, ckpt_path: str | None, warmstart: str | None,
-                python: str | None = None) -> list[str]:
+                python: str | None = None, log_every: int = 10) -> list[str]:
     cmd = [python or sys.executable, "-m", "workflow_scripts.piper_train", "launch",
-           "--ckpt-dir", str(ckpt_dir), "--threads", str(threads), "--",
+           "--ckpt-dir", str(ckpt_dir), "--threads", str(threads), "--log-every", str(log_every), "--",
            "fit", "--config", str(config_file)]
     if warmstart:
         cmd += ["--model.warmstart_ckpt", str(warmstart)]
@@ -208,13 +207,16 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, p
                 threads: int, log) -> dict:
     """Train chunk ``n`` and write its checkpoint atomically to ``output``."""
     every = int(cfg["checkpoint_every"])
-    out = Path(output)
+    # piper runs with the work dir as cwd: make every path absolute first.
+    out = Path(output).resolve()
+    csv_path, audio_dir = str(Path(csv_path).resolve()), str(Path(audio_dir).resolve())
+    previous = str(Path(previous).resolve()) if previous else None
     ckpt_root = out.parent
     work = ckpt_root / "work" / f"chunk_{n}"
     ckpt_dir = work / "ckpt"
     work.mkdir(parents=True, exist_ok=True)
 
-    base = cfg.get("base_checkpoint") or None
+    base = str(Path(cfg["base_checkpoint"]).resolve()) if cfg.get("base_checkpoint") else None
     base_mode = cfg.get("base_mode", "warmstart")
     if base and not Path(base).is_file():
         raise StageError(f"{base}: training.base_checkpoint does not exist")
@@ -260,7 +262,8 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, p
     fit_cfg = build_fit_config(cfg, work, csv_path, audio_dir, cache, target)
     config_file = work / "fit.json"  # JSON is YAML: jsonargparse reads it with --config
     config_file.write_text(json.dumps(fit_cfg, indent=2))
-    cmd = fit_command(config_file, ckpt_dir, threads, start_from, warmstart)
+    cmd = fit_command(config_file, ckpt_dir, threads, start_from, warmstart,
+                      log_every=int(cfg.get("log_every_steps", 10)))
     t0 = time.monotonic()
     rc, tail = run_logged(cmd, log, env=subprocess_env(threads), cwd=str(work))
     elapsed = time.monotonic() - t0
@@ -346,7 +349,9 @@ def launch(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+    # Lightning has its own console handler: keep its lines from being printed twice.
+    logging.getLogger("lightning.pytorch").propagate = False
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
 
