@@ -16,6 +16,7 @@ wildcard_constraints:
 
 
 include: "rules/ingest.smk"
+include: "rules/separate.smk"
 include: "rules/segment.smk"
 include: "rules/transcribe.smk"
 

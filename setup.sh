@@ -41,8 +41,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 echo "== per-stage venvs (cached by pin hash)"
-envs=${PVW_ENVS:-"media spleeter demucs fasterwhisper whisperx piper"}
-"$PY" envs/setup_venvs.py snakemake $envs
+# whisperx first: it is the longest (~15 min), the others build beside it.
+envs=${PVW_ENVS:-"whisperx media spleeter demucs fasterwhisper piper"}
+"$PY" envs/setup_venvs.py --jobs "${PVW_SETUP_JOBS:-3}" snakemake $envs
 runner=$("$PY" envs/setup_venvs.py --print-path snakemake)
 ln -sfn "$runner" .venv
 

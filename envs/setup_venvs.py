@@ -153,14 +153,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help="env names (default: all envs/*.yaml)")
     ap.add_argument("--force", action="store_true", help="rebuild even if present")
     ap.add_argument("--print-path", action="store_true", help="only print the venv path")
+    ap.add_argument("--jobs", "-j", type=int, default=1, help="build this many envs at once (each logs to <cache>/logs/NAME.log)")
     args = ap.parse_args(argv)
     names = args.names or env_names()
-    for name in names:
-        if args.print_path:
+    if args.print_path:
+        for name in names:
             print(venv_path(name))
-        else:
+        return 0
+    if args.jobs <= 1:
+        for name in names:
             build(name, force=args.force)
-    return 0
+        return 0
+    # Downloads and unpacking dominate, so a few builds at once use the time better even on
+    # two cores. Each build runs in its own process with its own log.
+    from concurrent.futures import ThreadPoolExecutor
+
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def one(name: str) -> tuple[str, int]:
+        if is_complete(venv_path(name)) and not args.force:
+            write_modulefile(name, venv_path(name))
+            print(f"[{name}] reusing {venv_path(name)}", flush=True)
+            return name, 0
+        log = logs / f"{name}.log"
+        print(f"[{name}] building (log: {log})", flush=True)
+        with open(log, "w") as fh:
+            cmd = [sys.executable, __file__, name] + (["--force"] if args.force else [])
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        print(f"[{name}] {'ready' if rc == 0 else f'FAILED (exit {rc}), see {log}'}", flush=True)
+        return name, rc
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(one, names))
+    failed = [n for n, rc in results if rc]
+    for n in failed:
+        print(f"--- tail of {logs / (n + '.log')}", file=sys.stderr)
+        print("".join(open(logs / f"{n}.log", errors="replace").readlines()[-25:]), file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def _normalise_separation(value):
     defaults = {
         "method": "spleeter",
         "device": "cpu",
-        "chunk_s": 300,
+        "chunk_s": 120,
+        "crossfade": "linear",
         "overlap_s": 5,
         "keep_accompaniment": False,
         "threads": 2,
