@@ -26,7 +26,7 @@ command -v "$PY" >/dev/null || PY=python3
 
 apt_packages=(ffmpeg environment-modules espeak-ng sox)
 if [ "$with_tests" = 1 ]; then
-  apt_packages+=(slurmctld slurmd slurm-client munge)
+  apt_packages+=(slurmctld slurmd slurm-client munge chromium chromium-driver)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -138,6 +138,7 @@ def final_targets():
     targets = [dataset_path("summary.tsv")] + all_clip_dirs()
     if until >= STAGES.index("metadata"):
         targets += [dataset_path("metadata.csv"), dataset_path("rejected.tsv")]
+        targets += report_targets()
     if until >= STAGES.index("dataset"):
         targets += [
             dataset_path("piper/dataset.csv"),
@@ -245,3 +246,79 @@ def speakers_by_recording():
 
 def languages_by_recording():
     return {r: recording_language(r) for r in recording_ids()}
+
+
+# --- report and review (rules/report.smk) -------------------------------------------------
+# `snakemake --report report.html` collects the figures of `report_plots` and the table of
+# `report_summary`; `review_page` writes a static page to listen to, accept, reject and
+# correct clips, whose export (`overrides.tsv`) placed at `{root}/overrides.tsv` feeds
+# `aggregate_metadata`.
+REPORT_FIGURES = [
+    "clip_durations",
+    "hours_per_recording",
+    "rejects_by_reason",
+    "quality",
+    "speaking_rate",
+    "loudness",
+]
+
+
+def report_path(name):
+    return f"{OUT}/report/{name}"
+
+
+def review_page_path():
+    return f"{OUT}/review/index.html"
+
+
+def report_targets():
+    return [
+        report_path("run_summary.html"),
+        report_path("run_summary.tsv"),
+        review_page_path(),
+    ] + [report_path(f"{name}.png") for name in REPORT_FIGURES]
+
+
+def overrides_path():
+    return dataset_path("overrides.tsv")
+
+
+def overrides_input(wildcards):
+    """The user's manual decisions, when present: appearing, changing or disappearing reruns
+    aggregate_metadata and what follows (input-set and checksum rerun triggers)."""
+    path = overrides_path()
+    return [path] if os.path.exists(path) else []
+
+
+def vocals_rule_name():
+    return "copy_vocals" if separation_rule_is_copy() else "separate_vocals"
+
+
+def stage_benchmarks():
+    """{rule: [benchmark TSVs]} of every job up to metadata (time per stage in the report)."""
+    per_rec = [
+        "ingest",
+        vocals_rule_name(),
+        "segment",
+        "preprocess_clips",
+        "transcribe",
+    ]
+    out = {name: [benchmark_path(name, r) for r in recording_ids()] for name in per_rec}
+    out["summary"] = [benchmark_path("summary", "all")]
+    out["aggregate_metadata"] = [benchmark_path("aggregate_metadata", "all")]
+    return out
+
+
+def all_stage_benchmarks():
+    return [path for paths in stage_benchmarks().values() for path in paths]
+
+
+def report_limits():
+    gate = config["transcription"]["gate"]
+    return {
+        "min_clip_s": config["preprocess"]["min_clip_s"],
+        "max_clip_s": config["preprocess"]["max_clip_s"],
+        "min_chars_per_s": gate["min_chars_per_s"],
+        "max_chars_per_s": gate["max_chars_per_s"],
+        "target_lufs": config["preprocess"]["target_lufs"],
+    }

@@ -30,10 +30,14 @@ rule transcribe:
 
 
 rule aggregate_metadata:
-    """Quality gate + Piper text normalisation over all recordings: metadata.csv, rejected.tsv."""
+    """Quality gate + Piper text normalisation over all recordings: metadata.csv, rejected.tsv.
+
+    `{root}/overrides.tsv` (exported by the review page), when present, wins over the gate.
+    """
     input:
         transcripts=all_transcripts(),
         clips=all_clip_dirs(),
+        overrides=overrides_input,
     output:
         metadata=dataset_path("metadata.csv"),
         rejected=dataset_path("rejected.tsv"),
