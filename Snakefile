@@ -19,6 +19,7 @@ include: "rules/ingest.smk"
 include: "rules/separate.smk"
 include: "rules/segment.smk"
 include: "rules/transcribe.smk"
+include: "rules/train.smk"
 include: "rules/report.smk"
 
 

@@ -3,73 +3,18 @@
 # Training runs as a chain of `train_chunk` jobs, each `training.checkpoint_every` epochs:
 # chunk n reads chunk n-1's checkpoint, so a killed run loses at most one chunk and
 # `snakemake` simply continues from the last finished chunk. Raising `training.epochs`
-# later adds chunks on top of the existing ones.
-import math
+# later adds chunks on top of the existing ones. The helpers live in
+# workflow_scripts/piper_train.py (TrainingPlan): Snakemake's linter wants no `def` here.
+from workflow_scripts.piper_train import TrainingPlan
 
-
-def training_cfg():
-    return config["training"]
-
-
-def n_chunks():
-    cfg = training_cfg()
-    return max(1, math.ceil(int(cfg["epochs"]) / int(cfg["checkpoint_every"])))
-
-
-def checkpoint_path(n):
-    return dataset_path(f"checkpoints/chunk_{n}.ckpt")
-
-
-def previous_checkpoint(wildcards):
-    """Chunk n-1's checkpoint; chunk 0 starts from scratch or from the fine-tuning base."""
-    n = int(wildcards.n)
-    if n > 0:
-        return {"previous": checkpoint_path(n - 1)}
-    return {}
-
-
-def base_checkpoint_input(wildcards):
-    base = training_cfg()["base_checkpoint"]
-    if int(wildcards.n) == 0 and base:
-        return {"base": base}
-    return {}
-
-
-def final_checkpoint():
-    return checkpoint_path(n_chunks() - 1)
-
-
-def training_uses_gpu():
-    return training_cfg()["device"] == "cuda"
-
-
-def train_gpu(wildcards):
-    """GPUs for a training job: 1 with `training.device: cuda`, else 0."""
-    return 1 if training_uses_gpu() else 0
-
-
-def train_mem_mb(wildcards):
-    """`training.mem_mb` if set, else the preset/batch estimate plus headroom."""
-    from workflow_scripts.piper_train import estimate_memory_mb
-
-    cfg = training_cfg()
-    if cfg["mem_mb"]:
-        return int(cfg["mem_mb"])
-    return int(
-        1.3
-        * estimate_memory_mb(cfg["preset"], int(cfg["batch_size"]), cfg["max_clip_s"])
-    )
-
-
-def train_runtime(wildcards):
-    """Minutes for one chunk: `training.chunk_runtime_min`."""
-    return int(training_cfg()["chunk_runtime_min"])
-
-
-def voice_sample_rate():
-    from workflow_scripts.piper_train import preset_sample_rate
-
-    return preset_sample_rate(training_cfg()["preset"])
+TRAINING = TrainingPlan(config["training"], dataset_path)
+# The names other rule files (and `rule all`) use: n_chunks(), checkpoint_path(n),
+# previous_checkpoint(wildcards) (input function: chunk n-1, or the base for chunk 0),
+# final_checkpoint() (the last chunk's checkpoint).
+n_chunks = TRAINING.n_chunks
+checkpoint_path = TRAINING.checkpoint_path
+previous_checkpoint = TRAINING.previous_checkpoint
+final_checkpoint = TRAINING.final_checkpoint
 
 
 wildcard_constraints:
@@ -99,8 +44,7 @@ rule piper_dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=training_cfg(),
-        processed_dir=dataset_path("processed"),
+        cfg=config["training"],
         source_rate=config["sample_rate"],
     script:
         "../workflow_scripts/piper_dataset.py"
@@ -110,7 +54,6 @@ rule train_chunk:
     """Train `checkpoint_every` more epochs on top of the previous chunk (or base)."""
     input:
         unpack(previous_checkpoint),
-        unpack(base_checkpoint_input),
         csv=dataset_path("piper/dataset.csv"),
         wavs=dataset_path("piper/wavs"),
         preflight=dataset_path("piper/preflight.json"),
@@ -124,13 +67,13 @@ rule train_chunk:
         "../envs/piper.yaml"
     envmodules:
         env_module("piper"),
-    threads: training_cfg()["threads"]
+    threads: config["training"]["threads"]
     resources:
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
-        gpu=train_gpu,
+        mem_mb=TRAINING.mem_mb,
+        runtime=TRAINING.runtime,
+        gpu=TRAINING.gpu,
     params:
-        cfg=training_cfg(),
+        cfg=config["training"],
     script:
         "../workflow_scripts/piper_train.py"
 
@@ -155,9 +98,9 @@ rule export_voice:
         mem_mb=4000,
         runtime=30,
     params:
-        espeak_voice=training_cfg()["espeak_voice"],
-        quality=training_cfg()["preset"],
-        dataset_name=training_cfg()["voice_name"],
+        espeak_voice=config["training"]["espeak_voice"],
+        quality=config["training"]["preset"],
+        dataset_name=config["training"]["voice_name"],
     script:
         "../workflow_scripts/piper_export.py"
 
@@ -183,7 +126,7 @@ rule smoke_test:
         mem_mb=2000,
         runtime=10,
     params:
-        sentences=training_cfg()["smoke_sentences"],
-        sample_rate=voice_sample_rate(),
+        sentences=config["training"]["smoke_sentences"],
+        sample_rate=TRAINING.sample_rate(),
     script:
         "../workflow_scripts/piper_export.py"

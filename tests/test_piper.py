@@ -302,7 +302,8 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     log1 = out / "logs" / "train_chunk" / "chunk_1.log"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if log1.exists() and "epoch 1 step" in log1.read_text():
+        # kill as soon as piper's trainer is up in chunk 1 (keeps the test short)
+        if log1.exists() and "replaced piper's ModelCheckpoint" in log1.read_text():
             break
         time.sleep(1)
     assert proc.poll() is None, "chunk 1 finished before it could be killed"
@@ -318,7 +319,7 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     run_workflow(wd, "--rerun-incomplete")
     text = log1.read_text()
     assert f"from {c0}" in text or "from out/checkpoints/chunk_0.ckpt" in text
-    assert "epoch 1 done" in text and "Error" not in text
+    assert "epoch 1 done" in text and "Traceback" not in text
     assert _checkpoint_epochs(py, out / "checkpoints" / "chunk_1.ckpt") == 2
     assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns
     metrics = list((out / "checkpoints" / "work" / "chunk_1" / "csv").rglob("metrics.csv"))

@@ -290,7 +290,8 @@ def render_markdown(r: dict) -> str:
 def main(snakemake, log) -> None:
     inp, out = snakemake.input, snakemake.output
     clip_dirs = list(inp.clips) if "clips" in inp.keys() else []
-    build_dataset(str(inp.metadata), clip_dirs, snakemake.params.processed_dir, out.csv, out.wavs, out.preflight_json,
+    processed_dir = Path(str(inp.metadata)).parent / "processed"  # {root}/processed (CONTRIBUTING.md)
+    build_dataset(str(inp.metadata), clip_dirs, processed_dir, out.csv, out.wavs, out.preflight_json,
                   out.preflight_md, dict(snakemake.params.cfg), snakemake.params.source_rate, log)
 
 

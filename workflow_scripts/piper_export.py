@@ -23,7 +23,7 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.io_utils import StageError, atomic_path, run_stage
-from workflow_scripts.piper_train import run_logged, subprocess_env
+from workflow_scripts.piper_train import checkpoint_epochs, run_logged, subprocess_env
 
 REQUIRED_KEYS = ("audio", "espeak", "num_symbols", "num_speakers", "phoneme_id_map", "phoneme_type", "inference")
 DEFAULT_SENTENCES = [
@@ -78,7 +78,7 @@ def voice_config(checkpoint, espeak_voice: str, quality: str, dataset_name: str)
     cfg["audio"]["quality"] = quality
     cfg["dataset"] = dataset_name
     cfg["language"] = {"code": espeak_voice}
-    cfg["training"] = {"epochs": int(ckpt.get("epoch", -1)) + 1, "global_step": int(ckpt.get("global_step", 0)),
+    cfg["training"] = {"epochs": checkpoint_epochs(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
                        "checkpoint": Path(checkpoint).name}
     return cfg
 

@@ -114,11 +114,52 @@ def checkpoint_epochs(path: str | os.PathLike) -> int:
         raise StageError(f"{path}: not a readable Lightning checkpoint ({exc})") from exc
     if "epoch" not in ckpt or "state_dict" not in ckpt:
         raise StageError(f"{path}: not a Lightning checkpoint (no epoch/state_dict)")
+    # Lightning's fit-loop progress counts completed epochs (a mid-epoch checkpoint, never
+    # written by this workflow, does not count its partial epoch). Measured with lightning
+    # 2.6: last.ckpt after n epochs has completed == epoch == n.
     loops = ckpt.get("loops", {}).get("fit_loop", {})
-    # A checkpoint written at the end of epoch e stores epoch=e; if it was written mid-epoch
-    # (not done by this workflow) the epoch is not complete.
     done = loops.get("epoch_progress", {}).get("current", {}).get("completed")
-    return int(done) if isinstance(done, int) else int(ckpt["epoch"]) + 1
+    return int(done) if isinstance(done, int) else int(ckpt["epoch"])
+
+
+class TrainingPlan:
+    """The chunk chain for `rules/train.smk` (kept here: Snakemake's linter wants no `def`
+    next to rules). ``cfg`` is ``config["training"]``, ``dataset_path`` the common helper.
+    Bound methods serve as input/resource functions (no lambdas in rules)."""
+
+    def __init__(self, cfg: dict, dataset_path):
+        self.cfg, self.dataset_path = cfg, dataset_path
+
+    def n_chunks(self) -> int:
+        return max(1, -(-int(self.cfg["epochs"]) // int(self.cfg["checkpoint_every"])))
+
+    def checkpoint_path(self, n) -> str:
+        return self.dataset_path(f"checkpoints/chunk_{n}.ckpt")
+
+    def final_checkpoint(self) -> str:
+        return self.checkpoint_path(self.n_chunks() - 1)
+
+    def previous_checkpoint(self, wildcards) -> dict:
+        """Chunk n-1's checkpoint (chunk 0: the fine-tuning base, if any) for `unpack()`."""
+        n = int(wildcards.n)
+        if n > 0:
+            return {"previous": self.checkpoint_path(n - 1)}
+        return {"base": self.cfg["base_checkpoint"]} if self.cfg.get("base_checkpoint") else {}
+
+    def gpu(self, wildcards) -> int:
+        return 1 if self.cfg.get("device") == "cuda" else 0
+
+    def mem_mb(self, wildcards) -> int:
+        if self.cfg.get("mem_mb"):
+            return int(self.cfg["mem_mb"])
+        return int(1.3 * estimate_memory_mb(self.cfg["preset"], int(self.cfg["batch_size"]),
+                                            float(self.cfg.get("max_clip_s", 15.0))))
+
+    def runtime(self, wildcards) -> int:
+        return int(self.cfg.get("chunk_runtime_min", 240))
+
+    def sample_rate(self) -> int:
+        return preset_sample_rate(self.cfg["preset"])
 
 
 def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache_dir: Path, max_epochs: int) -> dict:
