@@ -36,23 +36,11 @@ from pathlib import Path
 if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
-from workflow_scripts.io_utils import StageError, atomic_path, run_stage
+from workflow_scripts.io_utils import StageError, atomic_path, read_jsonl, run_stage
 from workflow_scripts.quality_gate import evaluate, gate_config, normalize_text, reason_code, unspeakable_chars
 
 OVERRIDE_ACTIONS = ("accept", "reject", "edit")
 MANUAL_REJECT = "manual_reject"
-
-
-def read_jsonl(path) -> list[dict]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
-    return out
 
 
 def _clean(text: str) -> str:

@@ -141,3 +141,29 @@ def run_stage(snakemake, fn: Callable[..., None]) -> None:
     except Exception:
         log.exception("unexpected failure in rule %s", getattr(snakemake, "rule", "?"))
         sys.exit(1)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """One JSON object per non-empty line; a bad line is a StageError naming file and line."""
+    import json
+
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
+    return out
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict]:
+    """Rows of a TSV with a header; an unreadable file is a StageError naming it."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh, delimiter="\t"))
+    except OSError as exc:
+        raise StageError(f"{path}: cannot read ({exc.strerror})") from exc

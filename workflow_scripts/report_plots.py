@@ -29,21 +29,13 @@ from pathlib import Path
 if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
-from workflow_scripts.io_utils import StageError, atomic_path, run_stage
+from workflow_scripts.io_utils import StageError, atomic_path, read_tsv, run_stage
 from workflow_scripts.quality_gate import reason_code, speech_chars
 
 KEPT_COLOUR, REJECTED_COLOUR, LIMIT_COLOUR = "#2b8a3e", "#c92a2a", "#495057"
 
 
 # --------------------------------------------------------------------------- data
-
-
-def read_tsv(path) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh, delimiter="\t"))
-    except OSError as exc:
-        raise StageError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def read_clip_tables(clip_dirs: list[str]) -> tuple[list[dict], list[dict]]:

@@ -11,7 +11,6 @@ starts from the overrides already applied (column ``override`` of ``transcripts.
 an export always holds every decision, old and new.
 """
 
-import csv
 import html
 import json
 import os
@@ -22,25 +21,17 @@ from urllib.parse import quote
 if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
-from workflow_scripts.io_utils import StageError, atomic_path, run_stage
-
-
-def _read_tsv(path) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh, delimiter="\t"))
-    except OSError as exc:
-        raise StageError(f"{path}: cannot read ({exc.strerror})") from exc
+from workflow_scripts.io_utils import StageError, atomic_path, read_tsv, run_stage
 
 
 def review_rows(review_tsv, metadata_csv=None, rejected_tsv=None) -> list[dict]:
     """The clips of ``transcripts.tsv`` as the page shows them, worst quality first."""
-    rows = _read_tsv(review_tsv)
+    rows = read_tsv(review_tsv)
     kept_in_metadata = None
     if metadata_csv is not None:
         with open(metadata_csv, encoding="utf-8") as fh:
             kept_in_metadata = {ln.split("|", 1)[0] for ln in fh if ln.strip()}
-    rejected = {r["clip"] for r in _read_tsv(rejected_tsv)} if rejected_tsv is not None else None
+    rejected = {r["clip"] for r in read_tsv(rejected_tsv)} if rejected_tsv is not None else None
     out = []
     for r in rows:
         keep = r.get("keep") == "1"

@@ -551,18 +551,6 @@ def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
-    return out
-
-
 def main(snakemake, log) -> None:
     cfg = dict(snakemake.params.cfg or {})
     threads = int(getattr(snakemake, "threads", 1) or 1)
