@@ -173,6 +173,9 @@ def build_dataset(metadata, clip_dirs, processed_dir, out_csv, out_wavs, out_jso
         path = resolve_clip(r["clip"], index, processed_dir)
         problem, meta = check_clip(path, source_rate)
         r.update(path=path, **meta)
+        if not problem and r["duration"] is not None and abs(meta["frames"] / meta["rate"] - r["duration"]) > 0.01:
+            # invariant: metadata.csv describes the clip that is on disk
+            problem = f"duration {meta['frames'] / meta['rate']:.3f} s differs from metadata.csv's {r['duration']:.3f} s"
         if problem:
             problems.append(f"{path}: {problem}")
             log.error("%s: %s", path, problem)

@@ -184,6 +184,8 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
     too_long = [s for s in segments if s.end - s.start > params.max_clip_s * rate + 1]
     if too_long:  # invariant: the maximum always holds
         raise StageError(f"{vocals_path}: internal error, {len(too_long)} segments over max_clip_s")
+    if any(b.start < a.end for a, b in zip(segments, segments[1:])) or any(s.start < 0 or s.end > len(audio) for s in segments):
+        raise StageError(f"{vocals_path}: internal error, segments overlap or leave the stem")  # invariant
     rows = []
     with atomic_dir(out_dir) as tmp:
         for i, seg in enumerate(segments, start=1):
