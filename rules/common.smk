@@ -148,6 +148,7 @@ def final_targets():
         targets += [
             dataset_path("voice/voice.onnx"),
             dataset_path("voice/smoke_test.json"),
+            report_path("training.png"),
         ]
     return targets
 
@@ -322,3 +323,8 @@ def report_limits():
         "max_chars_per_s": gate["max_chars_per_s"],
         "target_lufs": config["preprocess"]["target_lufs"],
     }
+
+
+def all_checkpoints():
+    """Every training chunk's checkpoint (the report plots their logged losses)."""
+    return [checkpoint_path(n) for n in range(n_chunks())]

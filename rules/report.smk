@@ -115,3 +115,29 @@ rule review_page:
         overrides_target=overrides_path(),
     script:
         "../workflow_scripts/review_page.py"
+
+
+rule report_training:
+    """Loss curves and time per epoch of the training chunks, for the report."""
+    input:
+        checkpoints=all_checkpoints(),
+    output:
+        png=report(
+            report_path("training.png"),
+            caption="../report/training.rst",
+            category="Training",
+        ),
+    log:
+        log_path("report_training", "all"),
+    benchmark:
+        benchmark_path("report_training", "all")
+    conda:
+        "../envs/media.yaml"
+    envmodules:
+        env_module("media"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/report_training.py"

@@ -1,0 +1,71 @@
+"""Training figure for the report: validation losses per epoch and seconds per epoch per chunk.
+
+Each `train_chunk` job leaves, beside its checkpoint, `checkpoints/work/chunk_{n}/chunk.json`
+(epochs, seconds per epoch) and Lightning's `csv/*/metrics.csv` (per-epoch validation losses).
+"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+
+from workflow_scripts.io_utils import atomic_path, run_stage  # noqa: E402
+
+LOSSES = ("val_loss", "val_mel", "val_kl", "val_dur", "val_gen", "val_disc")
+
+
+def training_history(checkpoints: list[str]) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, float]]]:
+    """({loss: [(epoch, value)]}, [(chunk, seconds per epoch)]) read from the chunks' work dirs."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    timing = []
+    for ckpt in checkpoints:
+        n = int(Path(ckpt).stem.split("_")[-1])
+        work = Path(ckpt).parent / "work" / f"chunk_{n}"
+        info = work / "chunk.json"
+        if info.exists():
+            data = json.loads(info.read_text())
+            if data.get("seconds_per_epoch") is not None:
+                timing.append((n, float(data["seconds_per_epoch"])))
+        for metrics in sorted(work.glob("csv/*/metrics.csv")):
+            with open(metrics, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    for key in LOSSES:
+                        if row.get(key) not in (None, ""):
+                            curves.setdefault(key, []).append((int(row["epoch"]), float(row[key])))
+    return {k: sorted(set(v)) for k, v in curves.items()}, sorted(timing)
+
+
+def plot_training(checkpoints: list[str], out_png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, timing = training_history(checkpoints)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, pts in curves.items():
+        ax1.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=key)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("validation loss")
+    ax1.set_yscale("log")
+    ax1.set_title("validation losses" if curves else "no metrics logged yet")
+    if curves:
+        ax1.legend(fontsize=8)
+    ax2.bar([f"chunk {n}" for n, _ in timing], [s for _, s in timing], color="#1c7ed6")
+    ax2.set_ylabel("seconds per epoch")
+    ax2.set_title("time per epoch by chunk")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(snakemake, log) -> None:
+    plot_training([str(p) for p in snakemake.input.checkpoints], str(snakemake.output.png))
+    log.info("training figure written: %s", snakemake.output.png)
+
+
+if "snakemake" in globals():
+    run_stage(snakemake, main)  # noqa: F821
