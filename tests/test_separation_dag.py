@@ -53,3 +53,18 @@ def test_empty_model_folder_fails_with_the_reason(tmp_path):
     log = (tmp_path / "out" / "logs" / "separate_vocals" / "a.log").read_text()
     assert "checkpoint" in log and "random weights" in log
     assert not (tmp_path / "out" / "processed" / "a" / "vocals.wav").exists()
+
+
+def test_demucs_rule_in_the_dag(tmp_path):
+    venv_python("demucs")
+    copy_media(example_media(6, 1) / "speaker_session_01.mp3", tmp_path / "raw" / "podcast.mp3")
+    # demucs_unittest: Demucs's own built-in (randomly initialised) model, no download
+    sep = {"method": "demucs", "chunk_s": 20, "overlap_s": 2, "keep_accompaniment": True, "demucs": {"model": "demucs_unittest"}}
+    write_config(tmp_path, separation=sep)
+    run_snakemake(tmp_path, check=True)
+    (rec,) = list((tmp_path / "out" / "processed").iterdir())
+    a = sf.info(rec / "audio.wav")
+    for stem in ("vocals.wav", "accompaniment.wav"):  # accompaniment kept when asked
+        s = sf.info(rec / stem)
+        assert s.frames == a.frames and s.samplerate == a.samplerate and s.channels == 1
+    assert (rec / "clips" / "clips.tsv").exists()
