@@ -3,6 +3,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
@@ -73,9 +74,11 @@ def _load_recordings():
 
 RECORDINGS = _load_recordings()
 if not RECORDINGS:
-    print(
-        f"piper-voice-workflow: no recordings found in {config['inputs']['sample_sheet'] or config['inputs']['directory']}",
-        file=sys.stderr,
+    # Stop before planning: an empty run would only fail later, in the Piper dataset stage.
+    raise WorkflowError(
+        "piper-voice-workflow: no recordings found in "
+        f"{config['inputs']['sample_sheet'] or config['inputs']['directory']!r}: put mp3/mp4/"
+        "m4a/wav/flac/ogg/webm files there, or set inputs.directory / inputs.sample_sheet"
     )
 
 
