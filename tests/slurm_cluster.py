@@ -373,18 +373,22 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
     def running(self) -> bool:
         return bool(self.pids) and all(_pid_alive(p) for p in self.pids.values())
 
+    def _queued_job_ids(self) -> list[str]:
+        """Ids of jobs still pending or running on this cluster."""
+        return subprocess.run(
+            ["squeue", "-h", "-o", "%i"],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=30,
+        ).stdout.split()
+
     def stop(self, timeout: float = 20.0) -> None:
         """Stop exactly the daemons this cluster started (by pid), then delete its state."""
         if self.pids.get("slurmctld") and _pid_alive(self.pids["slurmctld"]):
             # Cancel jobs still queued/running on *this* cluster so no job step outlives slurmd.
             try:
-                ids = subprocess.run(
-                    ["squeue", "-h", "-o", "%i"],
-                    capture_output=True,
-                    text=True,
-                    env=self.env(),
-                    timeout=30,
-                ).stdout.split()
+                ids = self._queued_job_ids()
                 if ids:
                     subprocess.run(
                         ["scancel", *ids],
@@ -393,16 +397,7 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
                         timeout=30,
                     )
                     deadline = time.monotonic() + timeout
-                    while (
-                        time.monotonic() < deadline
-                        and subprocess.run(
-                            ["squeue", "-h", "-o", "%i"],
-                            capture_output=True,
-                            text=True,
-                            env=self.env(),
-                            timeout=30,
-                        ).stdout.split()
-                    ):
+                    while time.monotonic() < deadline and self._queued_job_ids():
                         time.sleep(0.5)
             except (OSError, subprocess.SubprocessError):
                 pass
