@@ -70,5 +70,7 @@ rule summary:
     resources:
         mem_mb=500,
         runtime=10,
+    params:
+        source=INPUT_SOURCE,
     script:
         "../workflow_scripts/summary.py"

@@ -39,6 +39,13 @@ def test_valid_config_plans(tmp_path):
 
 
 def test_no_recordings_is_a_clear_error(tmp_path):
-    cmd = [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(REPO / "config.yaml"), "--config", f"inputs={{'directory': '{tmp_path / 'nothing'}'}}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode != 0 and "no recordings found" in proc.stdout + proc.stderr
+    # `-n` and `--lint` still work; the run itself stops in its first job with the reason
+    from tests.workflow_runner import run_snakemake, write_config
+
+    write_config(tmp_path, inputs={"directory": str(tmp_path / "nothing")})
+    dry = run_snakemake(tmp_path, "-n")
+    assert dry.returncode == 0 and "no recordings found" in dry.stderr
+    proc = run_snakemake(tmp_path)
+    assert proc.returncode != 0
+    log = (tmp_path / "out" / "logs" / "summary" / "all.log").read_text()
+    assert "no recordings found" in log and "nothing" in log

@@ -32,6 +32,12 @@ def test_snakemake_lint_clean(tmp_path):
         assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
+def test_snakemake_lint_clean_with_the_shipped_config():
+    """The gate as a user runs it: `snakemake --lint` in the repository, config.yaml as is."""
+    proc = subprocess.run([str(BIN / "snakemake"), "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
 def test_every_rule_has_log_benchmark_env_resources():
     for f in smk_files():
         text = f.read_text()

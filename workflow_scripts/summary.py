@@ -1,9 +1,14 @@
 """Run summary: recordings, hours in, clips, hours kept, dropped by reason, duplicate inputs."""
 
-import csv
 import json
+import sys
 from collections import Counter
 from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script: directive from a copy of this file
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
+
+from workflow_scripts.io_utils import StageError, atomic_path, read_tsv, run_stage  # noqa: E402
 
 
 def duplicate_groups(sidecars: list[dict]) -> list[list[str]]:
@@ -19,10 +24,8 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
     per_rec = []
     dropped = Counter()
     for side, cdir in zip(sidecars, clip_dirs):
-        with open(Path(cdir) / "clips.tsv", newline="", encoding="utf-8") as fh:
-            clips = list(csv.DictReader(fh, delimiter="\t"))
-        with open(Path(cdir) / "dropped.tsv", newline="", encoding="utf-8") as fh:
-            drops = list(csv.DictReader(fh, delimiter="\t"))
+        clips = read_tsv(Path(cdir) / "clips.tsv")
+        drops = read_tsv(Path(cdir) / "dropped.tsv")
         dropped.update(d["reason"] for d in drops)
         per_rec.append(
             {
@@ -46,8 +49,6 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
 
 
 def write_summary(summary: dict, tsv_path: str, json_path: str, log) -> None:
-    from workflow_scripts.io_utils import atomic_path
-
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     cols = ["recording", "original_name", "hours_in", "clips", "hours_kept", "dropped"]
@@ -65,14 +66,14 @@ def write_summary(summary: dict, tsv_path: str, json_path: str, log) -> None:
 
 
 def main(snakemake, log) -> None:
+    if not snakemake.input.sidecars:
+        raise StageError(
+            f"{snakemake.params.source}: no recordings found: put mp3/mp4/m4a/wav/flac/ogg/webm files "
+            "there, or set inputs.directory / inputs.sample_sheet"
+        )
     summary = summarise(list(map(str, snakemake.input.sidecars)), list(map(str, snakemake.input.clips)))
     write_summary(summary, str(snakemake.output.tsv), str(snakemake.output.json), log)
 
 
 if "snakemake" in globals():
-    import sys
-
-    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
-    from workflow_scripts.io_utils import run_stage
-
     run_stage(snakemake, main)  # noqa: F821
