@@ -68,28 +68,6 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono 16-bit PCM atomically."""
-    import soundfile as sf
-
-    audio = np.asarray(audio)
-    if audio.dtype != np.int16:
-        audio = to_int16(audio)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
-
-
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a WAV as float32 mono; raise StageError naming the file on failure."""
-    import soundfile as sf
-
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises several types
-        raise StageError(f"{path}: cannot read audio ({exc})") from exc
-    return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], sr
-
-
 class Progress:
     """Percent done and ETA written to a logger every ``every_s`` seconds (for `tail -f`)."""
 

@@ -7,6 +7,7 @@ what is still under ``min_clip_s`` with the reason recorded.
 """
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,9 +106,7 @@ def loudness_normalise(audio: np.ndarray, rate: int, target_lufs: float, peak_db
     Returns (audio, loudness before, loudness after). A clip too short for the 400 ms
     gating block is measured on itself looped (pyloudnorm needs at least one block).
     """
-    import pyloudnorm
-
-    meter = pyloudnorm.Meter(rate)
+    meter = _meter(rate)
     x = np.asarray(audio, dtype=np.float64)
     measured = x
     if len(x) < int(0.4 * rate) + 1:
@@ -123,6 +122,14 @@ def loudness_normalise(audio: np.ndarray, rate: int, target_lufs: float, peak_db
     y = x * gain
     after = before + 20 * np.log10(gain)
     return y, before, float(after)
+
+
+@functools.lru_cache(maxsize=4)
+def _meter(rate: int):
+    """One BS.1770 meter per rate (its filters are designed once, not per clip)."""
+    import pyloudnorm
+
+    return pyloudnorm.Meter(rate)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -164,13 +171,6 @@ def render_piece(piece: Piece, audio_for, rate: int, p: PreprocessParams) -> tup
     return y, before, after, a, b
 
 
-def read_segments_tsv(path: str) -> list[dict]:
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 CLIP_COLUMNS = ["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments"]
 
 
@@ -178,18 +178,19 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     """Entry-point body: all clips of one recording into ``out_dir`` (written atomically)."""
     import soundfile as sf
 
-    from workflow_scripts.io_utils import Progress, StageError, atomic_dir, to_int16
+    from workflow_scripts.io_utils import Progress, StageError, atomic_dir, read_tsv, to_int16
 
-    rows_in = read_segments_tsv(f"{segments_dir}/segments.tsv")
+    rows_in = read_tsv(f"{segments_dir}/segments.tsv")
+    # One read of the stem as int16 (2 bytes a sample, as segmentation does); every segment
+    # is then analysed and rendered from memory instead of being re-read from disk twice.
     try:
-        info = sf.info(vocals_path)
+        stem, rate = sf.read(vocals_path, dtype="int16", always_2d=True)
     except Exception as exc:
         raise StageError(f"{vocals_path}: cannot read vocal stem ({exc})") from exc
-    rate = info.samplerate
+    stem = stem[:, 0] if stem.shape[1] == 1 else stem.mean(axis=1).astype(np.int16)
 
     def audio_for(a: int, b: int) -> np.ndarray:
-        x, _ = sf.read(vocals_path, start=a, stop=b, dtype="float32", always_2d=True)
-        return x.mean(axis=1)
+        return stem[a:b].astype(np.float32) / 32768.0
 
     segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows_in]
     pieces, dropped = make_pieces(segs, audio_for, rate, p)
