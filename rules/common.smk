@@ -15,34 +15,12 @@ from workflow_scripts.recordings import (  # noqa: E402
     scan_directory,
 )
 
+# `separation: none` is shorthand for `separation: {method: none}`; expanding it before the
+# validation lets the schema fill in the other defaults.
+if isinstance(config.get("separation"), str):
+    config["separation"] = {"method": config["separation"]}
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
-
-def _normalise_separation(value):
-    """`separation: none` is shorthand for `separation: {method: none}`."""
-    defaults = {
-        "method": "spleeter",
-        "device": "cpu",
-        "chunk_s": 120,
-        "crossfade": "linear",
-        "overlap_s": 5,
-        "keep_accompaniment": False,
-        "threads": 2,
-        "mem_mb": 4000,
-    }
-    if isinstance(value, str):
-        value = {"method": value}
-    merged = {**defaults, **(value or {})}
-    merged["spleeter"] = {
-        "model_dir": "pretrained_models",
-        "model": "2stems",
-        **merged.get("spleeter", {}),
-    }
-    merged["demucs"] = {"model": "htdemucs", "repo": "", **merged.get("demucs", {})}
-    return merged
-
-
-config["separation"] = _normalise_separation(config.get("separation"))
 
 OUT = os.path.normpath(config["output_dir"])
 STAGES = ["clips", "metadata", "dataset", "voice"]

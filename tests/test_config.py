@@ -22,6 +22,7 @@ def dry_run(tmp_path, *config):
         ("preprocess={'max_clip_s': 'long'}", "max_clip_s"),  # wrong type
         ("segmentation={'factor': 3}", "factor"),  # out of range
         ("transcription={'batchsize': 4}", "batchsize"),  # unknown nested key
+        ("separation=bogus", "method"),  # shorthand expanded, then validated
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, setting, named):
