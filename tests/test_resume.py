@@ -103,8 +103,9 @@ def test_kill_9_mid_stage_then_resume(tmp_path, request, stage):
     # nothing half-written under a final name: every WAV present is complete and readable
     import soundfile as sf
 
-    for wav in (wd / "out" / "processed").rglob("*.wav"):
-        if not wav.name.startswith("."):
+    processed = wd / "out" / "processed"
+    for wav in processed.rglob("*.wav"):
+        if not any(part.startswith(".") for part in wav.relative_to(processed).parts):
             sf.info(wav)
     # the documented resume: remove the stale lock of the killed run, run the same command
     subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile", str(wd / "config.yaml"), "--unlock"], cwd=wd, check=True, capture_output=True)

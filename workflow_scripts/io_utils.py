@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,10 +18,22 @@ class StageError(Exception):
     """A user-facing failure: the message names the file and the reason, on one line."""
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _temp_sibling(final: Path, kind: str) -> Path:
+    """The one temp name for ``final``: hidden, next to it, the same on every attempt.
+
+    Deterministic on purpose: Snakemake's locks let only one job write a given output, and a
+    rerun after `kill -9` must find (and remove) what the killed attempt left behind rather
+    than leave a stray random-named temp beside the finished output.
+    """
+    digest = hashlib.sha1(final.name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return final.parent / f".{final.stem[:40]}.{digest}.{kind}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 @contextlib.contextmanager
@@ -29,15 +41,17 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     """Yield a temp path next to ``final``; rename it onto ``final`` only on success.
 
     The temp file lives in the same directory so the rename is atomic; a killed job leaves
-    at most a hidden ``.tmp`` file, never a half-written file under the final name.
+    at most a hidden ``.tmp`` file, never a half-written file under the final name, and the
+    rerun replaces that leftover.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else final.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem[:40]}.", suffix=f".tmp{suffix}", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
+    tmp = _temp_sibling(final, f"tmp{suffix}")
+    _remove(tmp)  # left by a killed attempt
+    # created here with normal permissions (umask applies), so tools that open it for
+    # writing by name (ffmpeg, soundfile) find an ordinary file
+    tmp.touch()
     try:
         yield tmp
         os.replace(tmp, final)
@@ -51,8 +65,9 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp directory next to ``final``; it replaces ``final`` only on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:40]}.", suffix=".tmpdir", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
+    tmp = _temp_sibling(final, "tmpdir")
+    _remove(tmp)  # left by a killed attempt
+    tmp.mkdir()
     try:
         yield tmp
         if final.exists():
