@@ -72,7 +72,7 @@ def fw_run(data):
 
 
 FIELDS = {"clip", "text", "language", "language_probability", "avg_logprob", "no_speech_prob",
-          "compression_ratio", "words", "duration_s", "backend", "model", "word_timestamps", "edge_db"}
+          "compression_ratio", "words", "duration_s", "backend", "model", "word_timestamps", "decoding", "edge_db"}
 
 
 def test_records_follow_clips_table(data, fw_run):
@@ -117,14 +117,34 @@ def test_gate_rejects_crafted_clips(data, fw_run, kind, allowed):
         assert {qg.reason_code(x) for x in reasons} & allowed, (clip, reasons, by_clip[clip]["text"])
 
 
-def test_batched_matches_one_by_one(data, fw_run):
+def test_batched_matches_one_by_one(data):
+    """Batching clips (each in its own window) changes nothing but speed."""
     py = venv_python("fasterwhisper")
-    records, _, _ = fw_run
-    seq, _, _ = run_transcription(py, data["few"], data["root"] / "few" / "seq.jsonl",
-                                  {"batch_size": 1, "language": "en"})
-    batched = {r["clip"].replace("good", ""): r["text"] for r in records if r["clip"].startswith("good")}
-    for r in seq:
-        assert r["text"] == batched[r["clip"].replace("good", "")]
+    runs = [run_transcription(py, data["few"], data["root"] / "few" / f"clip-bs{bs}.jsonl",
+                              {"batch_size": bs, "language": "en", "pack_clips": False})[0] for bs in (1, 3)]
+    assert [r["text"] for r in runs[0]] == [r["text"] for r in runs[1]]
+    assert {r["decoding"] for r in runs[0] + runs[1]} == {"clip"}
+
+
+def test_packed_windows_keep_the_transcripts(data, fw_run):
+    """tiny.en is English-only, so `pack_clips: auto` packs: the real speech is split back
+    into its clips (no clip loses or gains words) and is as accurate as clip by clip."""
+    py = venv_python("fasterwhisper")
+    packed, log, _ = fw_run
+    assert "packing" in log
+    per_clip, _, _ = run_transcription(py, data["all"], data["root"] / "all" / "per-clip.jsonl",
+                                       {"batch_size": 8, "language": "en", "pack_clips": False})
+    good = [c for c in data["refs"]]
+    by = {name: {r["clip"]: r for r in recs} for name, recs in (("packed", packed), ("clip", per_clip))}
+    assert all(by["packed"][c]["decoding"] == "packed" for c in good), [(c, by["packed"][c]["decoding"]) for c in good]
+    for c in good:
+        r = by["packed"][c]
+        assert r["no_speech_prob"] is None and r["avg_logprob"] is not None
+        # every word of the clip's own speech came back to it
+        assert abs(len(sfx.words_for_wer(r["text"])) - len(sfx.words_for_wer(data["refs"][c]))) <= 1, (c, r["text"])
+    scores = {name: sfx.wer([data["refs"][c] for c in good], [by[name][c]["text"] for c in good]) for name in by}
+    print(f"WER packed {scores['packed']:.3f}, clip by clip {scores['clip']:.3f}")
+    assert scores["packed"] <= MAX_WER and scores["packed"] <= scores["clip"] + 0.03
 
 
 # ----------------------------------------------------------------- WhisperX

