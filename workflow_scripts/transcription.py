@@ -457,8 +457,6 @@ class FasterWhisperBackend:
     name = "faster-whisper"
 
     def __init__(self, cfg: dict, threads: int, log):
-        from faster_whisper import WhisperModel
-
         self.cfg, self.log = cfg, log
         self.model_arg, self.model_label = resolve_model(cfg["model"])
         self.device, self.compute_type = resolve_device(cfg["device"], cfg["compute_type"])
@@ -635,30 +633,33 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
     progress = Progress(total_s, f"transcribe {clips_dir.parent.name}", log)
     t0 = time.monotonic()
     batch_size = int(cfg["batch_size"])
-    alone = short
+    alone = list(short)  # clips decoded in a window of their own
+    again: list[int] = []  # packed clips the split could not vouch for (progress already counted)
     if short and use_packing(cfg, backend.decoder.multilingual):
         windows = [[short[k] for k in w] for w in pack_windows([len(audios[i]) / SAMPLE_RATE for i in short])]
-        log.info("packing %d clips into %d windows of <= %.0f s", len(short), len(windows), PACK_WINDOW_S)
-        alone = []
-        for group in batched(windows, batch_size):
+        # a clip that shares its window with no other is simply decoded on its own
+        alone = [w[0] for w in windows if len(w) == 1]
+        shared = [w for w in windows if len(w) > 1]
+        log.info("packing %d clips into %d windows of <= %.0f s", len(short) - len(alone), len(shared), PACK_WINDOW_S)
+        for group in batched(shared, batch_size):
             layouts = [window_layout([audios[i] for i in w]) for w in group]
             results = backend.decode_batch([a for a, _ in layouts], timestamps=True)
             for w, (_, spans), res in zip(group, layouts, results):
                 per_clip, doubtful = assign_words(res["words"], spans)
                 for k, i in enumerate(w):
                     if k in doubtful:
-                        alone.append(i)
+                        again.append(i)
                     else:
                         records[i] = dict(packed_record(res, per_clip[k]), decoding="packed")
             progress.update(sum(len(audios[i]) for w in group for i in w) / SAMPLE_RATE)
-        if alone:
+        if again:
             log.info("%d clips decoded again on their own (no words of their own in the packed window, "
-                     "or a word across a clip boundary)", len(alone))
-    for idx in batched(sorted(alone), batch_size):
+                     "or a word across a clip boundary)", len(again))
+    counted = set(again)
+    for idx in batched(sorted(alone + again), batch_size):
         for i, res in zip(idx, backend.decode_batch([audios[i] for i in idx])):
             records[i] = dict(res, decoding="clip")
-        if alone is short:
-            progress.update(sum(len(audios[i]) for i in idx) / SAMPLE_RATE)
+        progress.update(sum(len(audios[i]) for i in idx if i not in counted) / SAMPLE_RATE)
     for i in long_:
         records[i] = dict(backend.decode_long(audios[i]), decoding="long-form")
         progress.update(len(audios[i]) / SAMPLE_RATE)
