@@ -51,6 +51,8 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
         assert clip.endswith(".wav") and text.strip() and speaker == "asterisk"
         assert float(duration) > 0 and 0.0 <= float(quality) <= 1.0
     assert (out / "rejected.tsv").exists()
+    decoding = json.loads((out / "transcription_summary.json").read_text())["decoding"]
+    assert sum(decoding.values()) == len(records) and decoding.get("packed", 0) == sum(r["decoding"] == "packed" for r in records)
     if backend == "whisperx":
         assert all(r["word_timestamps"].startswith("wav2vec2:") for r in records if r["text"])
         log = next(out.glob("logs/transcribe/*.log")).read_text()

@@ -134,7 +134,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 "clip": clip, "recording": rec, "speaker": speaker, "keep": ev["keep"],
                 "quality": ev["quality"], "duration": float(record.get("duration_s") or 0.0),
                 "reasons": ev["reasons"], "text": _clean(ev["text"]), "normalised": _clean(ev["normalised"]),
-                "override": "",
+                "override": "", "decoding": record.get("decoding") or "unknown",
             }
             if clip in overrides:
                 applied.append(apply_override(row, overrides[clip], record.get("language") or "en"))
@@ -156,6 +156,8 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         "total_hours": round(sum(r["duration"] for r in rows) / 3600, 4),
         "mean_quality_kept": round(sum(r["quality"] for r in kept) / len(kept), 4) if kept else None,
         "rejected_by_reason": dict(sorted(by_reason.items())),
+        # how the clips were decoded: packed into shared windows, alone, or long-form
+        "decoding": dict(sorted(Counter(r["decoding"] for r in rows).items())),
         "recordings": {k: {**v, "by_reason": dict(sorted(v["by_reason"].items()))} for k, v in sorted(per_rec.items())},
         "gate": cfg,
         "overrides": {
