@@ -12,6 +12,7 @@ from workflow_scripts.transcription import (
     pack_windows,
     packed_record,
     use_packing,
+    verify_alone,
     window_layout,
 )
 
@@ -73,8 +74,21 @@ def test_packed_record_signals():
     assert packed_record(window, [])["avg_logprob"] is None
 
 
-def test_auto_packs_only_english_only_models():
-    assert use_packing({"pack_clips": "auto"}, multilingual=False)
-    assert not use_packing({"pack_clips": "auto"}, multilingual=True)
-    assert use_packing({"pack_clips": True}, multilingual=True)
-    assert not use_packing({"pack_clips": False}, multilingual=False)
+def test_auto_packs_unless_the_language_is_detected_per_clip():
+    assert use_packing({"pack_clips": "auto", "language": None}, multilingual=False)
+    assert use_packing({"pack_clips": "auto", "language": "en"}, multilingual=True)
+    assert not use_packing({"pack_clips": "auto", "language": None}, multilingual=True)
+    assert use_packing({"pack_clips": True, "language": None}, multilingual=True)
+    assert not use_packing({"pack_clips": False, "language": "en"}, multilingual=False)
+
+
+@pytest.mark.parametrize("window_lang, probs, logprob, expect", [
+    ("en", [0.95, 0.9], -0.05, False),  # sure, in the window's (expected) language
+    ("de", [0.95, 0.9], -0.05, True),  # the window itself is not in the expected language
+    ("en", [0.4, 0.5], -0.05, True),  # unsure words
+    ("en", [0.95, 0.9], -0.9, True),  # unsure tokens
+    ("en", [], None, True),  # nothing to go by
+])
+def test_multilingual_packed_clip_verified_alone_when_unsure(window_lang, probs, logprob, expect):
+    record = {"words": [{"probability": p} for p in probs], "avg_logprob": logprob}
+    assert verify_alone({"language": window_lang}, record, "en") is expect

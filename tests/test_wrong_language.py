@@ -64,32 +64,36 @@ def spoken(text: str, voice: str) -> np.ndarray:
     return np.concatenate([pad, audio[a:b].astype(np.float32), pad])
 
 
+def transcribe_with_whisper_base(root: Path, clips: list, language: str) -> tuple[dict, str]:
+    py = fasterwhisper_python()
+    try:
+        model = mm.whisper_base_ct2()
+    except mm.ModelUnavailable as exc:
+        unavailable(f"Whisper base unavailable: {exc}")
+    clips_dir = sfx.write_clips_dir(root / "clips", clips, SR)
+    out, log = root / "transcripts.jsonl", root / "transcription.log"
+    cfg = {"backend": "faster-whisper", "model": str(model), "language": language, "device": "cpu",
+           "compute_type": "int8", "batch_size": 2, "beam_size": 5, "vad": True}
+    t0 = time.monotonic()
+    res = subprocess.run([str(py), "-m", "workflow_scripts.transcription", str(clips_dir), str(out),
+                          "--cfg", json.dumps(cfg), "--threads", "2", "--log", str(log)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    print(f"transcription of {len(clips)} clips with Whisper base: {time.monotonic() - t0:.1f} s")
+    text = log.read_text() if log.exists() else res.stderr
+    assert res.returncode == 0, text[-3000:]
+    return {r["clip"]: r for r in map(json.loads, out.read_text().splitlines())}, text
+
+
 @pytest.fixture(scope="module")
 def transcripts(tmp_path_factory):
-    py = fasterwhisper_python()
     try:
         clips = [("lang_00001", spoken(ENGLISH, "en-us")), ("lang_00002", spoken(GERMAN, "de"))]
     except sfx.FixtureUnavailable as exc:
         unavailable(f"espeak-ng speech unavailable: {exc}")
     for name, audio in clips:
         assert 2.0 <= len(audio) / SR <= 4.0, (name, len(audio) / SR)
-    try:
-        model = mm.whisper_base_ct2()
-    except mm.ModelUnavailable as exc:
-        unavailable(f"Whisper base unavailable: {exc}")
-    root = tmp_path_factory.mktemp("wrong_language")
-    clips_dir = sfx.write_clips_dir(root / "clips", clips, SR)
-    out, log = root / "transcripts.jsonl", root / "transcription.log"
-    cfg = {"backend": "faster-whisper", "model": str(model), "language": "auto", "device": "cpu",
-           "compute_type": "int8", "batch_size": 2, "beam_size": 5, "vad": True}
-    t0 = time.monotonic()
-    res = subprocess.run([str(py), "-m", "workflow_scripts.transcription", str(clips_dir), str(out),
-                          "--cfg", json.dumps(cfg), "--threads", "2", "--log", str(log)],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    print(f"transcription of 2 clips with Whisper base: {time.monotonic() - t0:.1f} s")
-    text = log.read_text() if log.exists() else res.stderr
-    assert res.returncode == 0, text[-3000:]
-    return {r["clip"]: r for r in map(json.loads, out.read_text().splitlines())}
+    # language auto: detected clip by clip (no packing)
+    return transcribe_with_whisper_base(tmp_path_factory.mktemp("wrong_language"), clips, "auto")[0]
 
 
 def test_german_clip_rejected_as_wrong_language(transcripts):
@@ -107,3 +111,23 @@ def test_english_clip_not_rejected_for_language(transcripts):
     verdict = qg.evaluate(rec, GATE)
     assert "wrong_language" not in {qg.reason_code(x) for x in verdict["reasons"]}, verdict
     assert "walk" in rec["text"].lower() and "park" in rec["text"].lower(), rec["text"]
+
+
+def test_german_clip_among_packed_english_is_checked_alone(tmp_path):
+    """The recording's language is known (en), so `pack_clips: auto` packs even this
+    multilingual model; a German clip among the speaker's English must still come out as
+    `wrong_language:de`, from its own language detection, while the English stays packed."""
+    try:
+        prompts, refs = sfx.speech_clips("talk", sample_rate=SR)
+        clips = prompts[:4] + [("talk_de", spoken(GERMAN, "de"))] + prompts[4:8]
+    except sfx.FixtureUnavailable as exc:
+        unavailable(f"speech fixtures unavailable: {exc}")
+    records, log = transcribe_with_whisper_base(tmp_path, clips, "en")
+    assert "packing" in log
+    german = records["talk_de.wav"]
+    assert german["decoding"] == "clip" and german["language"] == "de", german
+    assert "wrong_language:de" in qg.evaluate(german, GATE)["reasons"], german
+    english = [records[c] for c in refs if c in records]
+    assert len(english) == 8 and all(r["decoding"] == "packed" for r in english), [(r["clip"], r["decoding"]) for r in english]
+    assert all(qg.evaluate(r, GATE)["keep"] for r in english), [(r["clip"], qg.evaluate(r, GATE)["reasons"]) for r in english]
+    assert sfx.wer([refs[r["clip"]] for r in english], [r["text"] for r in english]) <= 0.10

