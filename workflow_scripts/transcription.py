@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "compute_type": "int8",  # int8 | int8_float16 | float16 | float32 | auto
     "batch_size": 8,
     "beam_size": 5,
-    "pack_clips": "auto",  # auto: pack short clips into shared 30 s windows for English-only models
+    "pack_clips": "auto",  # auto: pack unless the language is detected per clip (see Packing)
     "vad": True,  # split clips longer than 30 s at pauses
     "whisperx_vad_method": "pyannote",  # pyannote ships with whisperx; silero needs torch hub
     "align_model": None,  # whisperx: null = WhisperX's default for the language; "none" = off
@@ -271,7 +271,7 @@ class ClipBatchDecoder:
         return pad_or_trim(self.model.feature_extractor(audio)[..., :-1])
 
     def decode(self, audios: list[np.ndarray], timestamps: bool = False) -> list[dict]:
-        """One result dict per clip (text, language, probabilities, words, segments).
+        """One result dict per clip (text, language, probabilities, words).
 
         ``timestamps``: let Whisper emit its segment timestamp tokens (packed windows: it
         then closes a segment, with its punctuation, at each pause between clips, and the
@@ -338,7 +338,6 @@ class ClipBatchDecoder:
                 "no_speech_prob": _float(nsp),
                 "compression_ratio": _float(compression_ratio(text)),
                 "words": words,
-                "segments": [{"start": _float(sg["start"]), "end": _float(sg["end"]), "text": sg["text"]} for sg in segs],
                 "word_timestamps": "whisper",
             })
         return out
@@ -712,7 +711,7 @@ def transcribe_clips(clips_dir: str | os.PathLike, cfg: dict, log, threads: int 
                     w[key] = round(min(max(w[key], 0.0), audio_s), 3)
         rec = {
             "clip": row["clip"],
-            **{k: v for k, v in rec.items() if k not in ("decode_language", "segments")},
+            **{k: v for k, v in rec.items() if k != "decode_language"},
             "duration_s": round(duration, 3),
             "edge_db": edge_levels_db(audios[i]),
             "backend": backend.name,
