@@ -23,7 +23,7 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.io_utils import StageError, atomic_path, run_stage
-from workflow_scripts.piper_train import checkpoint_epochs, run_logged, subprocess_env
+from workflow_scripts.piper_train import completed_epochs, load_checkpoint, run_logged, subprocess_env
 
 REQUIRED_KEYS = ("audio", "espeak", "num_symbols", "num_speakers", "phoneme_id_map", "phoneme_type", "inference")
 DEFAULT_SENTENCES = [
@@ -57,11 +57,10 @@ def voice_config(checkpoint, espeak_voice: str, quality: str, dataset_name: str)
     """Piper's voice JSON from the checkpoint hyper-parameters (needs torch + piper)."""
     import importlib.metadata
 
-    import torch
     from piper.config import PhonemeType, PiperConfig
     from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
 
-    ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False, mmap=True)
+    ckpt = load_checkpoint(checkpoint)  # read once: hyper-parameters and epoch count
     hp = ckpt.get("hyper_parameters") or {}
     if "sample_rate" not in hp or "num_symbols" not in hp:
         raise StageError(f"{checkpoint}: no piper hyper-parameters (sample_rate/num_symbols)")
@@ -78,7 +77,7 @@ def voice_config(checkpoint, espeak_voice: str, quality: str, dataset_name: str)
     cfg["audio"]["quality"] = quality
     cfg["dataset"] = dataset_name
     cfg["language"] = {"code": espeak_voice}
-    cfg["training"] = {"epochs": checkpoint_epochs(checkpoint), "global_step": int(ckpt.get("global_step", 0)),
+    cfg["training"] = {"epochs": completed_epochs(ckpt), "global_step": int(ckpt.get("global_step", 0)),
                        "checkpoint": Path(checkpoint).name}
     return cfg
 

@@ -104,22 +104,34 @@ def target_epochs(n: int, every: int, offset: int = 0) -> int:
     return offset + (n + 1) * every
 
 
-def checkpoint_epochs(path: str | os.PathLike) -> int:
-    """Epochs a Lightning checkpoint has completed (its ``epoch`` + 1; needs torch)."""
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A Lightning checkpoint, memory-mapped (needs torch); StageError when it is not one."""
     import torch
 
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
     except Exception as exc:  # torch raises many types for a truncated/foreign file
         raise StageError(f"{path}: not a readable Lightning checkpoint ({exc})") from exc
-    if "epoch" not in ckpt or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or "epoch" not in ckpt or "state_dict" not in ckpt:
         raise StageError(f"{path}: not a Lightning checkpoint (no epoch/state_dict)")
-    # Lightning's fit-loop progress counts completed epochs (a mid-epoch checkpoint, never
-    # written by this workflow, does not count its partial epoch). Measured with lightning
-    # 2.6: last.ckpt after n epochs has completed == epoch == n.
+    return ckpt
+
+
+def completed_epochs(ckpt: dict) -> int:
+    """Epochs a loaded Lightning checkpoint has completed.
+
+    Lightning's fit-loop progress counts completed epochs (a mid-epoch checkpoint, never
+    written by this workflow, does not count its partial epoch). Measured with lightning
+    2.6: last.ckpt after n epochs has completed == epoch == n.
+    """
     loops = ckpt.get("loops", {}).get("fit_loop", {})
     done = loops.get("epoch_progress", {}).get("current", {}).get("completed")
     return int(done) if isinstance(done, int) else int(ckpt["epoch"])
+
+
+def checkpoint_epochs(path: str | os.PathLike) -> int:
+    """Epochs the Lightning checkpoint at ``path`` has completed."""
+    return completed_epochs(load_checkpoint(path))
 
 
 class TrainingPlan:
