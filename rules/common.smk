@@ -177,29 +177,15 @@ def transcription_gpus():
 
 
 def transcription_mem_mb(wildcards, input):
-    """Model + all clips of the recording at 16 kHz float32 (+ WhisperX's torch)."""
+    """Model + one block of the stem at 16 kHz float32 (+ WhisperX's torch)."""
     base = 6000 if transcription_env() == "whisperx" else 1500
-    try:
-        clips = sum(
-            os.path.getsize(os.path.join(str(input.clips), f))
-            for f in os.listdir(str(input.clips))
-        )
-    except OSError:
-        clips = 100e6
-    return int(base + 2 * clips / 1e6)
+    return base + 600
 
 
 def transcription_runtime(wildcards, input):
-    """Minutes: CPU tiny.en int8 runs ~1x realtime on 2 loaded cores; larger models slower."""
-    try:
-        clips = sum(
-            os.path.getsize(os.path.join(str(input.clips), f))
-            for f in os.listdir(str(input.clips))
-        )
-    except OSError:
-        clips = 100e6
-    audio_min = clips / (2 * config["sample_rate"]) / 60
-    return int(15 + 4 * audio_min)
+    """Minutes: CPU tiny.en int8 runs ~10x realtime on 2 loaded cores; larger models slower."""
+    audio_min = _input_mb(input, "vocals") * 23 / 60
+    return int(15 + audio_min)
 
 
 def transcription_language(rec):
@@ -210,8 +196,27 @@ def transcription_language(rec):
     return None if lang == "auto" else lang
 
 
+# The keys the transcribe job reads: the gate's thresholds are aggregate_metadata's, so
+# changing one re-gates without decoding again.
+TRANSCRIBE_KEYS = (
+    "backend",
+    "model",
+    "device",
+    "compute_type",
+    "batch_size",
+    "beam_size",
+    "decode",
+    "window_s",
+    "condition_on_previous_text",
+    "seed",
+    "whisperx_vad_method",
+    "align_model",
+    "require_alignment",
+)
+
+
 def transcription_params(wildcards):
-    cfg = dict(config["transcription"])
+    cfg = {k: config["transcription"][k] for k in TRANSCRIBE_KEYS}
     cfg["language"] = transcription_language(wildcards.rec)
     return cfg
 

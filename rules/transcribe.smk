@@ -3,8 +3,10 @@
 
 
 rule transcribe:
-    """Transcribe all clips of one recording (faster-whisper or WhisperX, batched)."""
+    """Decode the recording's speech with context (Whisper over the stem's clip windows) and
+    give each clip the words spoken inside it."""
     input:
+        vocals=processed_path("{rec}", "vocals.wav"),
         clips=processed_path("{rec}", "clips"),
     output:
         jsonl=processed_path("{rec}", "transcripts.jsonl"),

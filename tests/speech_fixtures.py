@@ -163,33 +163,52 @@ def speech_bounds(audio: np.ndarray, sample_rate: int = 22050, thresh_db: float 
     return int(loud[0] * hop), int((loud[-1] + 1) * hop)
 
 
-def cut_inside_words(audio: np.ndarray, sample_rate: int = 22050, into_s: float = 0.18) -> np.ndarray:
-    """Drop the start and end of the speech so that the clip begins and ends inside a word."""
+def cut_inside_words(audio: np.ndarray, sample_rate: int = 22050, into_s: float = 0.18) -> tuple[np.ndarray, tuple[float, float]]:
+    """The speech with the context to cut: (audio, (lead_s, tail_s)) such that a clip that
+    leaves out ``lead_s`` at the start and ``tail_s`` at the end begins and ends inside a
+    word, while the stem around it still holds the whole words."""
     a, b = speech_bounds(audio, sample_rate)
-    cut = int(into_s * sample_rate)
-    return audio[a + cut : b - cut]
+    return audio, ((a / sample_rate) + into_s, (len(audio) - b) / sample_rate + into_s)
 
 
 # ----------------------------------------------------------------- clips dirs
 
 
-def write_clips_dir(dest: str | os.PathLike, clips: list[tuple[str, np.ndarray]], sample_rate: int = 22050) -> Path:
-    """Write ``clips`` [(name, float audio)] as 16-bit WAVs plus ``clips.tsv``."""
+def write_clips_dir(dest: str | os.PathLike, clips: list[tuple], sample_rate: int = 22050, gap_s: float = 0.5) -> Path:
+    """Lay ``clips`` [(name, float audio) or (name, audio, (lead_s, tail_s))] end to end into
+    a vocal stem (``dest``/../vocals.wav, ``gap_s`` of silence between them) and write each
+    clip (its audio less ``lead_s``/``tail_s`` of context) as a 16-bit WAV plus ``clips.tsv``
+    with its span in the stem, as preprocess_clips does."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    rows, t = [], 0.0
-    for name, audio in clips:
+    gap = np.zeros(int(gap_s * sample_rate), dtype=np.float32)
+    rows, parts, pos = [], [gap], len(gap)
+    for name, audio, *context in clips:
+        lead, tail = context[0] if context else (0.0, 0.0)
         fname = name if name.endswith(".wav") else f"{name}.wav"
         pcm = np.clip(np.round(np.asarray(audio) * 32767), -32768, 32767).astype(np.int16)
-        sf.write(str(dest / fname), pcm, sample_rate, subtype="PCM_16")
-        dur = len(pcm) / sample_rate
-        rows.append([fname, f"{t:.3f}", f"{t + dur:.3f}", f"{dur:.3f}", "-23.0", "-23.0"])
-        t += dur + 0.5
+        a, b = int(lead * sample_rate), len(pcm) - int(tail * sample_rate)
+        sf.write(str(dest / fname), pcm[a:b], sample_rate, subtype="PCM_16")
+        rows.append([fname, f"{(pos + a) / sample_rate:.3f}", f"{(pos + b) / sample_rate:.3f}",
+                     f"{(b - a) / sample_rate:.3f}", "-23.0", "-23.0"])
+        parts += [pcm.astype(np.float32) / 32768, gap]
+        pos += len(pcm) + len(gap)
+    stem = np.concatenate(parts)
+    sf.write(str(dest.parent / "vocals.wav"), np.round(stem * 32767).astype(np.int16), sample_rate, subtype="PCM_16")
     with open(dest / "clips.tsv", "w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after"])
         w.writerows(rows)
     return dest
+
+
+def transcription_config(**overrides) -> dict:
+    """The ``transcription`` section as the workflow's schema fills it, with ``overrides``."""
+    from snakemake.utils import validate
+
+    cfg = {"transcription": dict(overrides)}
+    validate(cfg, schema=str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"), set_default=True)
+    return cfg["transcription"]
 
 
 def speech_clips(rec: str = "rec", names: tuple[str, ...] = PROMPTS, sample_rate: int = 22050) -> tuple[list, dict]:
@@ -212,10 +231,10 @@ def gate_cases(rec: str = "bad", sample_rate: int = 22050) -> tuple[list, dict]:
         (f"{rec}_00001", tones(4.0, sample_rate), "non_speech"),
         (f"{rec}_00002", near_silence(3.0, sample_rate), "non_speech"),
         (f"{rec}_00003", repeated(prompt_audio("auth-thankyou", sample_rate), 8, 0.1, sample_rate), "repetition"),
-        (f"{rec}_00004", cut_inside_words(prompt_audio("all-circuits-busy-now", sample_rate), sample_rate), "cut"),
+        (f"{rec}_00004", *cut_inside_words(prompt_audio("all-circuits-busy-now", sample_rate), sample_rate), "cut"),
         (f"{rec}_00005", espeak_audio(GERMAN, "de", sample_rate), "wrong_language"),
     ]
-    return [(c, a) for c, a, _ in clips], {f"{c}.wav": why for c, _, why in clips}
+    return [c[:-1] for c in clips], {f"{c[0]}.wav": c[-1] for c in clips}
 
 
 # ----------------------------------------------------------------- WER

@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+import speech_fixtures as sfx  # noqa: E402
 from workflow_scripts import quality_gate as qg  # noqa: E402
 from workflow_scripts.aggregate_metadata import aggregate, write_outputs  # noqa: E402
 from workflow_scripts.io_utils import StageError  # noqa: E402
@@ -26,7 +27,7 @@ def rec(text="Please enter your password followed by the pound key.", **kw):
         "avg_logprob": -0.1, "no_speech_prob": 0.02, "compression_ratio": qg_cr(text),
         "words": [{"word": " " + w, "start": round(0.2 + i * step, 2), "end": round(0.2 + (i + 1) * step, 2),
                    "probability": 0.9} for i, w in enumerate(words)],
-        "duration_s": dur, "edge_db": [-70.0, -70.0], "backend": "faster-whisper", "model": "x",
+        "duration_s": dur, "edge_overlap_s": [0.0, 0.0], "edge_floor_db": [1.0, 1.0], "backend": "faster-whisper", "model": "x",
     }
     base.update(kw)
     return base
@@ -137,20 +138,22 @@ def test_gate_rejects(overrides, code):
     assert code in codes(reasons), reasons
 
 
-def test_gate_cut_inside_word_needs_loud_edge():
-    r = rec()
-    r["words"][0]["start"] = 0.0
-    r["words"][-1]["end"] = r["duration_s"]
-    keep, reasons = qg.gate(r, {"language": "en"})  # quiet edges: a word timestamp alone is not enough
+def test_gate_cut_needs_a_word_across_the_edge_and_sound_there():
+    r = rec(edge_overlap_s=[0.2, 0.15])  # Whisper's word times run over the edges ...
+    keep, reasons = qg.gate(r, {"language": "en"})  # ... but the edges sit at the noise floor
     assert keep, reasons
-    r["edge_db"] = [-6.0, -12.0]
+    r["edge_floor_db"] = [25.0, 30.0]
     keep, reasons = qg.gate(r, {"language": "en"})
     assert not keep and {"cut_start", "cut_end"} <= codes(reasons)
+    r["edge_overlap_s"] = [0.0, 0.02]  # loud edges, no word across them: a clip cut at a pause
+    assert qg.gate(r, {"language": "en"})[0]
 
 
-def test_gate_without_words_uses_edge_levels():
-    keep, reasons = qg.gate(rec(words=[], edge_db=[-5.0, -70.0]), {"language": "en"})
-    assert codes(reasons) == {"cut_start"}
+def test_gate_cut_thresholds_from_config():
+    r = rec(edge_overlap_s=[0.1, 0.0], edge_floor_db=[15.0, 0.0])
+    assert codes(qg.gate(r, {"language": "en"})[1]) == {"cut_start"}
+    assert qg.gate(r, {"language": "en", "edge_floor_db": 20.0})[0]
+    assert qg.gate(r, {"language": "en", "edge_overlap_s": 0.15})[0]
 
 
 def test_gate_thresholds_from_config():
@@ -233,29 +236,17 @@ def test_wer_helper():
 # ----------------------------------------------------------------- transcription helpers (no model)
 
 
-def test_transcription_reports_missing_clip_before_loading_a_model(tmp_path):
-    from workflow_scripts.transcription import transcribe_clips
+def test_transcription_checks_its_inputs_before_loading_a_model(tmp_path):
+    from workflow_scripts.transcription import transcribe_recording
 
-    (tmp_path / "clips.tsv").write_text("clip\tstart_s\tend_s\tduration_s\tlufs_before\tlufs_after\n"
-                                        "r_00001.wav\t0\t1\t1\t-23\t-23\n")
     import logging
 
-    with pytest.raises(StageError, match="r_00001.wav: listed in clips.tsv but missing"):
-        transcribe_clips(tmp_path, {}, logging.getLogger("t"))
-
-
-def test_transcription_config_validation():
-    from workflow_scripts.transcription import compression_ratio, config_with_defaults, edge_levels_db
-
-    import numpy as np
-
-    assert config_with_defaults({"language": "auto"})["language"] is None
-    with pytest.raises(StageError, match="unknown backend"):
-        config_with_defaults({"backend": "nope"})
-    assert compression_ratio("") == 0.0
-    assert compression_ratio("ha " * 50) > 2.4
-    assert edge_levels_db(np.zeros(16000, dtype=np.float32)) == [-120.0, -120.0]
-    loud = np.ones(16000, dtype=np.float32) * 0.5
-    assert edge_levels_db(loud) == [0.0, 0.0]
-    padded = np.concatenate([np.full(1600, 0.005), loud, np.full(1600, 0.005)]).astype(np.float32)
-    assert edge_levels_db(padded)[0] == pytest.approx(-40.0, abs=0.2)
+    cfg = sfx.transcription_config()
+    with pytest.raises(StageError, match="clips.tsv: missing"):
+        transcribe_recording(tmp_path / "vocals.wav", tmp_path, cfg, logging.getLogger("t"))
+    (tmp_path / "clips.tsv").write_text("clip\tstart_s\tend_s\tduration_s\tlufs_before\tlufs_after\n"
+                                        "r_00001.wav\t2\t3\t1\t-23\t-23\nr_00002.wav\t2.5\t4\t1.5\t-23\t-23\n")
+    with pytest.raises(StageError, match="must not overlap"):
+        transcribe_recording(tmp_path / "vocals.wav", tmp_path, cfg, logging.getLogger("t"))
+    with pytest.raises(StageError, match="lacks"):
+        transcribe_recording(tmp_path / "vocals.wav", tmp_path, {"backend": "faster-whisper"}, logging.getLogger("t"))

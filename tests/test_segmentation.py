@@ -1,92 +1,246 @@
-"""Splitter on synthetic signals with known silences."""
+"""Segmentation on synthetic signals with known pauses: where it cuts, how few times, robustness."""
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
+import yaml
 
 from tests.synth import burst, speech_with_pauses
-from workflow_scripts.segmentation import SegmentParams, frame_rms, split_on_silence
+from workflow_scripts.segmentation import SegmentParams, fewest_cuts, frame_rms, split_on_silence, write_segments
 
 RATE = 16000
+TOL = 0.02  # one frame
 
 
-def cuts_s(segments, rate=RATE):
-    return [s.start / rate for s in segments[1:]]
+def bounds_s(segs, rate=RATE):
+    return [(s.start / rate, s.end / rate) for s in segs]
 
 
-def test_cuts_at_silence_midpoints_within_20ms():
-    audio, silences = speech_with_pauses(
-        [("speech", 3), ("silence", 0.8), ("speech", 4), ("silence", 1.2), ("speech", 2.5)], RATE
-    )
-    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=20))
-    mids = [(a + b) / 2 for a, b in silences]
-    assert len(segs) == 3
-    for cut, mid in zip(cuts_s(segs), mids):
-        assert abs(cut - mid) <= 0.02
-    assert all(s.method == "silence" and s.depth == 0 for s in segs)
-    # contiguous and covering the speech
-    assert all(a.end == b.start for a, b in zip(segs, segs[1:]))
+def inner_cuts_s(segs, rate=RATE):
+    """Where one segment ends and the next begins (the same point when contiguous)."""
+    return [(a.end / rate, b.start / rate) for a, b in zip(segs, segs[1:])]
 
 
-def test_short_pauses_ignored_when_no_recursion_needed():
-    audio, _ = speech_with_pauses([("speech", 2), ("silence", 0.2), ("speech", 2)], RATE)
-    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=10, min_silence_s=0.5))
-    assert len(segs) == 1  # 0.2 s pause < min_silence_s and the whole fits: no split
+def check_invariants(segs, n, max_clip_s, rate=RATE):
+    assert all(0 <= s.start < s.end <= n for s in segs)
+    assert all(a.end <= b.start for a, b in zip(segs, segs[1:]))  # ordered, no overlap
+    assert all(s.end - s.start <= max_clip_s * rate for s in segs)
 
 
-def test_recursion_only_when_needed_and_max_holds():
-    # 0.25 s pauses only: pass 0 (min 0.5 s) finds nothing, recursion (0.25 s) finds them.
-    pattern = []
-    for i in range(6):
-        pattern += [("speech", 3.0), ("silence", 0.25)]
-    pattern += [("speech", 3.0)]
-    audio, silences = speech_with_pauses(pattern, RATE)
-    p = SegmentParams(max_clip_s=7.0, min_silence_s=0.5, min_silence_step=0.5, min_silence_floor_s=0.1)
+def pink(n, seed, low_hz=20.0):
+    """1/f noise above ``low_hz`` (room noise after a microphone's rumble filter)."""
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    spec[f < low_hz] = 0
+    spec[f >= low_hz] /= np.sqrt(f[f >= low_hz])
+    x = np.fft.irfft(spec, n)
+    return x / x.std()
+
+
+# A 20 s stretch: six 3 s phrases with 0.25 s pauses (too short for a clear pause).
+STRETCH = sum(([("speech", 3.0), ("silence", 0.25)] for _ in range(5)), []) + [("speech", 3.0)]
+
+
+def test_clear_pauses_cut_at_midpoints_and_long_ones_trimmed():
+    audio, sil = speech_with_pauses([("speech", 3), ("silence", 0.6), ("speech", 4), ("silence", 1.4), ("speech", 2.5)], RATE)
+    p = SegmentParams(max_clip_s=20, keep_silence_s=0.5)
     segs = split_on_silence(audio, RATE, p)
-    assert all((s.end - s.start) / RATE <= 7.0 for s in segs)
-    assert all(s.method == "silence" for s in segs)
-    assert max(s.depth for s in segs) >= 1
-    mids = [(a + b) / 2 for a, b in silences]
-    for cut in cuts_s(segs):
-        assert min(abs(cut - m) for m in mids) <= 0.02
+    assert len(segs) == 3 and all(s.method == "silence" and s.depth == 0 for s in segs)
+    (end1, start2), (end2, start3) = inner_cuts_s(segs)
+    mid = sum(sil[0]) / 2
+    assert end1 == start2 and abs(end1 - mid) <= TOL  # 0.6 s <= 2 × keep: one cut at the midpoint
+    # 1.4 s > 2 × keep: keep 0.5 s of it on either side, drop the middle
+    assert abs(end2 - (sil[1][0] + 0.5)) <= TOL and abs(start3 - (sil[1][1] - 0.5)) <= TOL
 
 
-def test_quieter_pauses_found_by_higher_factor():
-    # The pauses are noise at 8 % of the speech level: silence only for factor >= 0.1.
-    rng = np.random.default_rng(1)
-    parts = []
-    for i in range(4):
-        parts.append(burst(4.0, RATE, i))
-        parts.append((0.03 * rng.standard_normal(int(0.6 * RATE))).astype(np.float32))
-    parts.append(burst(4.0, RATE, 9))
-    audio = np.concatenate(parts)
-    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=9.0, factor=0.05, max_factor=0.4))
-    assert all((s.end - s.start) / RATE <= 9.0 for s in segs)
-    assert all(s.method == "silence" for s in segs)
-    assert any(s.factor > 0.05 for s in segs)
+def test_short_pauses_ignored_when_the_whole_fits():
+    audio, _ = speech_with_pauses([("speech", 2), ("silence", 0.2), ("speech", 2)], RATE)
+    assert len(split_on_silence(audio, RATE, SegmentParams(max_clip_s=10, min_silence_s=0.5))) == 1
 
 
-def test_quietest_cut_only_past_the_floor():
-    audio = burst(25.0, RATE, 3)  # no pause at all
-    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=10.0))
-    assert all((s.end - s.start) / RATE <= 10.0 for s in segs)
-    assert any(s.method == "quietest" for s in segs)
-    assert sum(s.end - s.start for s in segs) == len(audio)
+def test_fewest_cuts_not_one_per_pause():
+    audio, sil = speech_with_pauses(STRETCH, RATE)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    assert len(segs) == 2  # 19.25 s: one cut, not five
+    check_invariants(segs, len(audio), 12)
+    assert all(s.method == "silence" and s.depth >= 1 for s in segs)
+    (cut, start), = inner_cuts_s(segs)
+    assert cut == start and min(abs(cut - (a + b) / 2) for a, b in sil) <= TOL
+
+
+def test_dp_minimum_pieces_then_avoid_short_then_strongest_weakest():
+    # 0..30 with max 12: 3 pieces needed
+    pos, score = np.array([5, 10, 11, 20, 22, 29]), np.array([1.0, 5.0, 1.0, 1.0, 3.0, 9.0])
+    assert fewest_cuts(pos, score, np.zeros(6), 30, 12, 0) == [1, 4]  # 10, 22: weakest 3
+    # a piece under 3 frames is avoided even at the cost of a weaker cut (29 leaves 1)
+    pos, score = np.array([10, 12, 22, 29]), np.array([5.0, 1.0, 5.0, 9.0])
+    assert fewest_cuts(pos, score, np.zeros(4), 30, 12, 3) == [0, 2]
+    assert fewest_cuts(np.array([5]), np.array([1.0]), np.zeros(1), 30, 12, 0) is None  # cannot fit
+    # a real pause is preferred to a fallback cut
+    assert fewest_cuts(np.array([10, 12]), np.array([1.0, 9.0]), np.array([0, 1]), 20, 12, 0) == [0]
+
+
+@pytest.mark.parametrize("kind", ["longest", "deepest"])
+def test_best_pause_wins_among_feasible_ones(kind):
+    # 17 s, max 12: one cut fits at any of the three pauses; the third is the best.
+    pattern = [("speech", 6), ("silence", 0.35), ("speech", 2), ("silence", 0.35), ("speech", 2), ("silence", 0.35), ("speech", 6)]
+    if kind == "longest":
+        pattern[5] = ("silence", 0.45)
+    audio, sil = speech_with_pauses(pattern, RATE)
+    if kind == "deepest":  # the first two pauses hold noise 30 dB under the voice, the third is clean
+        rng = np.random.default_rng(5)
+        for a, b in sil[:2]:
+            i, j = int(a * RATE), int(b * RATE)
+            audio[i:j] = 0.3 * 10 ** (-30 / 20) * rng.standard_normal(j - i)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    assert len(segs) == 2
+    (cut, _), = inner_cuts_s(segs)
+    assert abs(cut - sum(sil[2]) / 2) <= TOL
+
+
+def take(level_db, seed):
+    """A take: two clear pauses and a 20 s stretch of short ones, at ``level_db``."""
+    pattern = [("speech", 3), ("silence", 0.8), ("speech", 4), ("silence", 1.0), *STRETCH]
+    audio, sil = speech_with_pauses(pattern, RATE, seed=seed)
+    return audio * 10 ** (level_db / 20), sil
+
+
+def test_quiet_take_is_segmented_like_the_loud_one():
+    loud, _ = take(0, 0)
+    quiet, _ = take(-15, 0)
+    gap = np.full(int(1.5 * RATE), 1e-4, dtype=np.float32)
+    audio = np.concatenate([loud, gap, quiet, gap]).astype(np.float32)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    check_invariants(segs, len(audio), 12)
+    offset = (len(loud) + len(gap)) / RATE
+    first = [(a, b) for a, b in bounds_s(segs) if b <= offset]
+    second = [(a - offset, b - offset) for a, b in bounds_s(segs) if b > offset]
+    assert len(first) == len(second) == 4
+    # the quiet take's first segment starts in the gap, at its midpoint (not trimmed: 1.5 s)
+    assert abs(second[0][0] - -0.75) <= TOL
+    second[0] = (0.0, second[0][1])
+    for (a1, b1), (a2, b2) in zip(first, second):
+        assert abs(a1 - a2) <= 2 * TOL and abs(b1 - b2) <= 2 * TOL
+    assert not any(s.method == "quietest" for s in segs)
+
+
+@pytest.mark.parametrize("noise", ["white", "pink"])
+def test_room_noise_bed_20db_under_the_voice(noise):
+    audio, sil = take(0, 1)
+    clean = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    voice_rms = np.sqrt(np.mean(audio[np.abs(audio) > 0.01] ** 2))
+    bed = pink(len(audio), 2) if noise == "pink" else np.random.default_rng(2).standard_normal(len(audio))
+    noisy = (audio + voice_rms * 10 ** (-20 / 20) * bed).astype(np.float32)
+    segs = split_on_silence(noisy, RATE, SegmentParams(max_clip_s=12))
+    check_invariants(segs, len(audio), 12)
+    assert len(segs) == len(clean) == 4
+    assert not any(s.method == "quietest" for s in segs)
+    for end, start in inner_cuts_s(segs):  # every cut lands in a pause
+        assert any(a - TOL <= end and start <= b + TOL for a, b in sil)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_signals_max_holds_no_overlap_deterministic(seed):
+    rng = np.random.default_rng(seed)
+    pattern = []
+    for _ in range(rng.integers(5, 25)):
+        pattern += [("speech", float(rng.uniform(0.3, 15))), ("silence", float(rng.uniform(0.05, 1.5)))]
+    audio, _ = speech_with_pauses(pattern, RATE, seed=seed)
+    gains = np.repeat(10 ** (rng.uniform(-20, 0, len(audio) // RATE + 1) / 20), RATE)[: len(audio)]
+    audio = (audio * gains).astype(np.float32)
+    if seed % 2:
+        audio += (0.01 * rng.standard_normal(len(audio))).astype(np.float32)
+    max_clip = float(rng.uniform(3, 15))
+    p = SegmentParams(max_clip_s=max_clip)
+    segs = split_on_silence(audio, RATE, p)
+    assert segs
+    check_invariants(segs, len(audio), max_clip)
+    assert segs == split_on_silence(audio.copy(), RATE, p)
 
 
 def test_silence_only_and_empty_give_no_segments():
     assert split_on_silence(np.zeros(RATE * 5, dtype=np.float32), RATE) == []
     assert split_on_silence(np.zeros(0, dtype=np.float32), RATE) == []
+    hiss = (1e-4 * np.random.default_rng(0).standard_normal(RATE * 30)).astype(np.float32)  # -80 dBFS
+    assert split_on_silence(hiss, RATE) == []
 
 
-def test_leading_and_trailing_silence_not_split_off_as_segments():
+def test_leading_and_trailing_silence_not_split_off():
     audio, _ = speech_with_pauses([("silence", 2), ("speech", 3), ("silence", 2)], RATE)
-    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=10))
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=10, keep_silence_s=0.5))
     assert len(segs) == 1
+    (a, b), = bounds_s(segs)
+    assert abs(a - 1.5) <= TOL and abs(b - 5.5) <= TOL
 
 
-def test_deterministic():
-    audio, _ = speech_with_pauses([("speech", 5), ("silence", 0.3), ("speech", 9), ("silence", 0.7), ("speech", 4)], RATE)
-    p = SegmentParams(max_clip_s=6)
-    assert split_on_silence(audio, RATE, p) == split_on_silence(audio.copy(), RATE, p)
+def test_long_noisy_pause_is_no_voice():
+    # 30 s of room noise between two phrases: no segment of noise in the middle
+    audio, sil = speech_with_pauses([("speech", 3), ("silence", 30), ("speech", 3)], RATE, noise=0.01)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    assert len(segs) == 2
+    assert segs[0].end / RATE <= sil[0][0] + 1.0 and segs[1].start / RATE >= sil[0][1] - 1.0
+
+
+def test_quietest_only_when_no_pause_exists():
+    audio = burst(25.0, RATE, 3)  # no pause at all
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=10))
+    check_invariants(segs, len(audio), 10)
+    assert len(segs) == 3 and all(s.method == "quietest" for s in segs)
+    assert sum(s.end - s.start for s in segs) == len(audio)
+    # one usable pause in the middle: it is used, and quietest cuts only where still needed
+    a2, sil = speech_with_pauses([("speech", 9), ("silence", 0.3), ("speech", 9)], RATE)
+    segs = split_on_silence(a2, RATE, SegmentParams(max_clip_s=10))
+    assert len(segs) == 2 and all(s.method == "silence" for s in segs)
+
+
+def test_three_hour_int16_stem_completes():
+    rate = 8000
+    n = 3 * 3600 * rate
+    audio = np.zeros(n, dtype=np.int16)
+    b = (burst(4.0, rate, 1) * 32767).astype(np.int16)
+    for start in range(0, n - len(b), 7 * rate):
+        audio[start : start + len(b)] = b
+    segs = split_on_silence(audio, rate, SegmentParams())
+    check_invariants(segs, n, 12.0, rate)
+    assert len(segs) == len(range(0, n - len(b), 7 * rate))
+
+
+def test_tiers_raise_factor_and_shorten_silence_to_their_limits():
+    assert SegmentParams().tiers() == [(0.05, 0.5), (0.1, 0.25), (0.2, 0.125), (0.4, 0.1)]
+    assert SegmentParams(min_silence_step=1.0, factor=0.4).tiers() == [(0.4, 0.5)]
+
+
+def test_schema_defaults_equal_dataclass_defaults():
+    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]["segmentation"]["properties"]
+    want = {k: v for k, v in vars(SegmentParams()).items() if k != "max_clip_s"}
+    assert {k: v["default"] for k, v in props.items()} == want
+
+
+def test_write_segments_tsv_only_and_streamed_envelope_matches(tmp_path):
+    audio, _ = speech_with_pauses([("silence", 0.5), ("speech", 3), ("silence", 0.7), *STRETCH, ("silence", 1)], RATE)
+    wav = tmp_path / "vocals.wav"
+    sf.write(wav, audio, RATE, subtype="PCM_16")
+    p = SegmentParams(max_clip_s=12)
+    rows = write_segments(str(wav), str(tmp_path / "segments"), p, logging.getLogger("test"))
+    assert [f.name for f in (tmp_path / "segments").iterdir()] == ["segments.tsv"]
+    lines = (tmp_path / "segments" / "segments.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s"]
+    assert [r["segment"] for r in rows] == [f"seg_{i:05d}" for i in range(1, len(rows) + 1)] and len(lines) == len(rows) + 1
+    stem, _ = sf.read(wav, dtype="int16")
+    direct = split_on_silence(stem, RATE, p)
+    assert [(r["start_sample"], r["end_sample"]) for r in rows] == [(s.start, s.end) for s in direct]
+
+
+def test_write_segments_rejects_stereo(tmp_path):
+    from workflow_scripts.io_utils import StageError
+
+    wav = tmp_path / "st.wav"
+    sf.write(wav, np.zeros((RATE, 2), dtype=np.float32), RATE, subtype="PCM_16")
+    with pytest.raises(StageError, match="mono"):
+        write_segments(str(wav), str(tmp_path / "out"), SegmentParams(), logging.getLogger("test"))
 
 
 @pytest.mark.parametrize("n", [1, 159, 160, 161, 100000])

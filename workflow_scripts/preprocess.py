@@ -2,12 +2,12 @@
 
 Per segment: trim leading/trailing silence down to a pad, merge very short neighbours whose
 pause is small (when the result stays under the maximum), optional denoise, resample (soxr),
-loudness-normalise (pyloudnorm, ITU-R BS.1770) with a peak ceiling so nothing clips, and drop
-what is still under ``min_clip_s`` with the reason recorded.
+loudness-normalise to the target (workflow_scripts/loudness.py: BS.1770 gain, and ffmpeg's
+look-ahead limiter where the gain alone would pass the peak ceiling), and drop what is still
+under ``min_clip_s`` with the reason recorded.
 """
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +23,7 @@ class PreprocessParams:
     pad_s: float = 0.15
     min_clip_s: float = 1.0
     max_clip_s: float = 12.0
-    merge_gap_s: float = 0.4
+    merge_gap_s: float = 1.5
     frame_s: float = 0.01
 
     @classmethod
@@ -100,38 +100,6 @@ def merge_short_neighbours(pieces: list[Piece], rate: int, p: PreprocessParams) 
     return out
 
 
-def loudness_normalise(audio: np.ndarray, rate: int, target_lufs: float, peak_dbfs: float) -> tuple[np.ndarray, float, float]:
-    """Gain to ``target_lufs``, then lower the gain if the peak would pass ``peak_dbfs``.
-
-    Returns (audio, loudness before, loudness after). A clip too short for the 400 ms
-    gating block is measured on itself looped (pyloudnorm needs at least one block).
-    """
-    meter = _meter(rate)
-    x = np.asarray(audio, dtype=np.float64)
-    measured = x
-    if len(x) < int(0.4 * rate) + 1:
-        measured = np.tile(x, int(np.ceil((0.4 * rate + 1) / max(len(x), 1))) + 1)
-    before = float(meter.integrated_loudness(measured))
-    if not np.isfinite(before):
-        return x, before, before
-    gain = 10 ** ((target_lufs - before) / 20)
-    peak = np.max(np.abs(x)) * gain
-    ceiling = 10 ** (peak_dbfs / 20)
-    if peak > ceiling:
-        gain *= ceiling / peak  # peak-limited: never clip, accept a lower loudness
-    y = x * gain
-    after = before + 20 * np.log10(gain)
-    return y, before, float(after)
-
-
-@functools.lru_cache(maxsize=4)
-def _meter(rate: int):
-    """One BS.1770 meter per rate (its filters are designed once, not per clip)."""
-    import pyloudnorm
-
-    return pyloudnorm.Meter(rate)
-
-
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return audio
@@ -158,17 +126,19 @@ def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: P
     return pieces, dropped
 
 
-def render_piece(piece: Piece, audio_for, rate: int, p: PreprocessParams) -> tuple[np.ndarray, float, float, int, int]:
-    """Cut the piece to its speech plus pads, then denoise, resample, normalise."""
+def render_piece(piece: Piece, audio_for, rate: int, p: PreprocessParams) -> tuple[np.ndarray, int, int]:
+    """Cut the piece to its speech plus pads, then denoise and resample."""
     pad = int(p.pad_s * rate)
     a = max(piece.start, piece.speech_start - pad)
     b = min(piece.end, piece.speech_end + pad)
     x = np.asarray(audio_for(a, b), dtype=np.float64)
     if p.denoise:
         x = denoise(x, rate)
-    x = resample(x, rate, p.sample_rate)
-    y, before, after = loudness_normalise(x, p.sample_rate, p.target_lufs, p.peak_dbfs)
-    return y, before, after, a, b
+    return resample(x, rate, p.sample_rate), a, b
+
+
+# Clips rendered and normalised together (one limiter process per batch, bounded memory).
+RENDER_BATCH = 200
 
 
 CLIP_COLUMNS = ["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments"]
@@ -179,6 +149,7 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     import soundfile as sf
 
     from workflow_scripts.io_utils import Progress, StageError, atomic_dir, read_tsv, to_int16
+    from workflow_scripts.loudness import normalise
 
     rows_in = read_tsv(f"{segments_dir}/segments.tsv")
     # One read of the stem as int16 (2 bytes a sample, as segmentation does); every segment
@@ -199,31 +170,34 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     progress = Progress(len(pieces), f"preprocess {rec}", log)
     with atomic_dir(out_dir) as tmp:
         n = 0
-        for piece in pieces:
-            y, before, after, a, b = render_piece(piece, audio_for, rate, p)
-            duration = len(y) / p.sample_rate
-            label = "+".join(piece.sources)
-            progress.update()
-            if duration < p.min_clip_s:
-                dropped.append((label, "too_short"))
-                continue
-            if duration > p.max_clip_s + 1e-6:
-                dropped.append((label, "too_long"))
-                continue
-            n += 1
-            name = f"{rec}_{n:05d}.wav"
-            sf.write(f"{tmp}/{name}", to_int16(y), p.sample_rate, subtype="PCM_16", format="WAV")
-            rows.append(
-                {
-                    "clip": name,
-                    "start_s": f"{a / rate:.3f}",
-                    "end_s": f"{b / rate:.3f}",
-                    "duration_s": f"{duration:.3f}",
-                    "lufs_before": f"{before:.2f}",
-                    "lufs_after": f"{after:.2f}",
-                    "segments": label,
-                }
-            )
+        for k in range(0, len(pieces), RENDER_BATCH):
+            batch = pieces[k : k + RENDER_BATCH]
+            rendered = [render_piece(piece, audio_for, rate, p) for piece in batch]
+            levelled = normalise([x for x, _, _ in rendered], p.sample_rate, p.target_lufs, p.peak_dbfs)
+            for piece, (_, a, b), (y, before, after) in zip(batch, rendered, levelled):
+                duration = len(y) / p.sample_rate
+                label = "+".join(piece.sources)
+                progress.update()
+                if duration < p.min_clip_s:
+                    dropped.append((label, "too_short"))
+                    continue
+                if duration > p.max_clip_s + 1e-6:
+                    dropped.append((label, "too_long"))
+                    continue
+                n += 1
+                name = f"{rec}_{n:05d}.wav"
+                sf.write(f"{tmp}/{name}", to_int16(y), p.sample_rate, subtype="PCM_16", format="WAV")
+                rows.append(
+                    {
+                        "clip": name,
+                        "start_s": f"{a / rate:.3f}",
+                        "end_s": f"{b / rate:.3f}",
+                        "duration_s": f"{duration:.3f}",
+                        "lufs_before": f"{before:.2f}",
+                        "lufs_after": f"{after:.2f}",
+                        "segments": label,
+                    }
+                )
         with open(f"{tmp}/clips.tsv", "w", encoding="utf-8") as fh:
             fh.write("\t".join(CLIP_COLUMNS) + "\n")
             for r in rows:

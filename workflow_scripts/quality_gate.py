@@ -14,7 +14,9 @@ Reasons (``gate`` returns ``(keep, reasons)``; each reason is ``code`` or ``code
 symbols, or a non-speech transcript), ``no_speech`` (no_speech_prob too high),
 ``wrong_language``, ``low_logprob``, ``low_word_probability``, ``repetition`` (compression
 ratio or an n-gram repeated back to back), ``chars_per_s_low`` / ``chars_per_s_high``,
-``cut_start`` / ``cut_end`` (a word touches the clip edge while the audio there is loud),
+``cut_start`` / ``cut_end`` (the clip edge lies inside a word of the long-form decoding, by
+at least ``edge_overlap_s``, and the audio there is ``edge_floor_db`` above the local noise
+floor: both must hold, so neither a late word time at a pause nor a noisy room cuts a clip),
 ``unspeakable`` (characters the phonemizer cannot speak), ``low_quality`` (score below
 ``min_quality``).
 """
@@ -36,8 +38,8 @@ GATE_DEFAULTS: dict[str, Any] = {
     "max_ngram_repeats": 3,  # the same n-gram (n>=2) said this many times back to back
     "min_chars_per_s": 4.0,
     "max_chars_per_s": 25.0,
-    "edge_margin_s": 0.05,  # a word starting/ending this close to the clip edge ...
-    "edge_loud_db": -20.0,  # ... while the edge (first/last 30 ms, dB re the clip's loud frames) is above = cut
+    "edge_overlap_s": 0.08,  # the edge this deep inside a word (shorter side) ...
+    "edge_floor_db": 12.0,  # ... while its first/last 50 ms are this far above the local noise floor = cut
     "min_quality": 0.0,
 }
 
@@ -321,19 +323,12 @@ def gate(record: dict, cfg: dict | None = None) -> tuple[bool, list[str]]:
         elif cps > c["max_chars_per_s"]:
             reasons.append(f"chars_per_s_high:{cps:.1f}")
 
-    words = [w for w in record.get("words") or [] if w.get("start") is not None and w.get("end") is not None]
-    edge = record.get("edge_db") or [None, None]
-    if words and dur > 0:
-        margin, loud = c["edge_margin_s"], c["edge_loud_db"]
-        if words[0]["start"] <= margin and (edge[0] is None or edge[0] > loud):
-            reasons.append(f"cut_start:{words[0]['word'].strip()}")
-        if words[-1]["end"] >= dur - margin and (edge[1] is None or edge[1] > loud):
-            reasons.append(f"cut_end:{words[-1]['word'].strip()}")
-    elif dur > 0 and edge[0] is not None and edge[1] is not None:
-        if edge[0] > c["edge_loud_db"]:
-            reasons.append("cut_start:loud edge")
-        if edge[1] > c["edge_loud_db"]:
-            reasons.append("cut_end:loud edge")
+    words = record.get("words") or []
+    overlap = record.get("edge_overlap_s") or [0.0, 0.0]
+    above = record.get("edge_floor_db") or [None, None]
+    for side, code, word in ((0, "cut_start", words[:1]), (1, "cut_end", words[-1:])):
+        if overlap[side] >= c["edge_overlap_s"] and (above[side] is None or above[side] > c["edge_floor_db"]):
+            reasons.append(f"{code}:{word[0]['word'].strip() if word else 'inside a word'}")
 
     bad = unspeakable_chars(text, lang)
     if bad:

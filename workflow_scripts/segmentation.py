@@ -1,19 +1,45 @@
-"""Split a long vocal stem into segments at the midpoints of its silences.
+"""Cut a long vocal stem into phrase-length segments at its pauses.
 
-Algorithm (all times in frames of ``frame_s`` seconds):
-1. RMS envelope of non-overlapping frames (vectorised, streamed in blocks for long inputs).
-2. Robust speech level: a high percentile of the frame RMS (insensitive to a few loud clicks
-   and to how much of the file is silence).
-3. Silence = frames whose RMS is under ``factor * level``; runs of at least ``min_silence_s``
-   are split at their midpoints, so each segment keeps half of the pause on either side.
-4. A segment still longer than ``max_clip_s`` is split again on its own envelope with a
-   higher threshold (``factor * factor_step``: more frames count as silence, so shorter
-   and fainter pauses are found) and a shorter minimum silence, until the ceiling
-   ``max_factor`` / floor ``min_silence_floor_s`` is reached. Only then is it cut at its
-   quietest frame. So ``max_clip_s`` always holds, and speech is only ever cut where the
-   segment has no pause left.
-Segments without a single frame above the threshold are dropped (pure silence).
-Everything is deterministic: the same samples and parameters give the same cuts.
+A TTS trainer wants each segment to hold whole phrases, to be as long as allowed but never
+over ``max_clip_s``, and to be cut in a real pause, the best one where there is a choice.
+
+1. Envelope: RMS of ``frame_s`` frames in dBFS (``write_segments`` streams it from the
+   file, so memory follows the number of frames, not of samples).
+2. Local references, so that a quieter take or a noisier room is judged against itself and
+   not against one figure for the whole recording: the speech level is the
+   ``level_percentile`` of frame dB within ±``level_window_s``, the noise floor the
+   ``floor_percentile`` within ±``floor_window_s``. Both are taken every ``grid_s`` and
+   interpolated to frames (a 3-hour stem needs ~20k percentiles, not 540k).
+3. Silence at a factor f: frames under
+       max(min(max(level + 20·log10 f, floor + noise_margin_db), level - headroom_db),
+           silence_floor_dbfs)
+   The first term finds pauses relative to the voice; the second keeps room noise (which
+   can sit above level + 20·log10 f) counted as silence; the cap keeps the loud part of
+   the voice voiced when dense speech lifts the floor estimate; the absolute floor makes
+   dither and hiss silence whatever the level. Where the level is both less than
+   ``min_snr_db`` above the floor and ``min_snr_db`` under the loudest local level, the
+   window holds no voice at all (the middle of a long pause in a noisy room) and every
+   frame there is silence.
+4. Clear pauses, ``min_silence_s`` of silence at ``factor``, are always cut: at their
+   midpoint, or, when longer than 2 × ``keep_silence_s``, keeping ``keep_silence_s`` of it
+   on either side (the rest is dropped, so silence does not use up a segment's length;
+   pauses up to twice that leave contiguous segments, which clip preprocessing may merge).
+   Leading and trailing silence of the stem is trimmed the same way.
+5. A stretch still over ``max_clip_s`` is cut with the fewest cuts at the best pauses.
+   Candidate pauses come in tiers: tier k raises the factor to ``factor × factor_step^k``
+   (up to ``max_factor``: fainter pauses count) and shortens the minimum silence to
+   ``min_silence_s × min_silence_step^k`` (down to ``min_silence_floor_s``). At the first
+   tier that allows every piece under the maximum, a dynamic programme over the pause
+   midpoints picks the cuts: fewest pieces, then fewest pieces under ``min_piece_s``, then
+   the strongest weakest cut, a pause's score being its dip area below the local level
+   (sum over its frames of level − frame dB, × frame_s, in dB·s: longer and deeper pauses
+   score higher). These cuts are midpoints only: a faint "pause" at a raised factor may
+   hold quiet speech, so nothing is dropped.
+6. Only if no tier allows it do local minima of the smoothed envelope join the candidates
+   ("quietest" cuts, as few as possible, scored by their depth below the level). So the
+   maximum always holds, and speech is cut between pauses only where there is none.
+Pieces without a frame of voice at ``factor`` are dropped. Deterministic: the same samples
+and parameters give the same cuts.
 """
 
 import dataclasses
@@ -24,17 +50,25 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SegmentParams:
+    # Defaults equal schemas/config.schema.yaml (segmentation), which is their source.
     frame_s: float = 0.02
     level_percentile: float = 95.0
+    level_window_s: float = 5.0
+    floor_percentile: float = 5.0
+    floor_window_s: float = 15.0
+    grid_s: float = 0.5
+    noise_margin_db: float = 6.0
+    headroom_db: float = 3.0
+    min_snr_db: float = 10.0
     factor: float = 0.05
     factor_step: float = 2.0
     max_factor: float = 0.4
     min_silence_s: float = 0.5
     min_silence_step: float = 0.5
     min_silence_floor_s: float = 0.1
+    keep_silence_s: float = 0.75
+    min_piece_s: float = 1.0
     max_clip_s: float = 12.0
-    # Absolute floor: frames quieter than this are silence whatever the recording's level,
-    # so dither or hiss in a silent file is not mistaken for speech.
     silence_floor_dbfs: float = -60.0
 
     @classmethod
@@ -42,15 +76,25 @@ class SegmentParams:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in cfg.items() if k in names})
 
+    def tiers(self) -> list[tuple[float, float]]:
+        """(factor, min silence s) of tier 0, 1, …: raised/shortened until both limits hold."""
+        out = [(self.factor, self.min_silence_s)]
+        while True:
+            f, s = out[-1]
+            nxt = (min(f * self.factor_step, max(self.max_factor, f)), max(s * self.min_silence_step, min(self.min_silence_floor_s, s)))
+            if nxt == (f, s):
+                return out
+            out.append(nxt)
+
 
 @dataclass(frozen=True)
 class Segment:
     start: int  # sample index, inclusive
     end: int  # sample index, exclusive
-    method: str  # "silence" or "quietest"
-    depth: int  # recursion depth at which the last cut was made
-    factor: float
-    min_silence_s: float
+    method: str  # "silence" or "quietest" (one of its ends is a quietest cut)
+    depth: int  # highest tier of its two end cuts (0: clear pauses; len(tiers): quietest)
+    factor: float  # that tier's factor
+    min_silence_s: float  # and minimum silence
 
 
 def frame_rms(audio: np.ndarray, hop: int, block_frames: int = 1 << 16) -> np.ndarray:
@@ -68,151 +112,228 @@ def frame_rms(audio: np.ndarray, hop: int, block_frames: int = 1 << 16) -> np.nd
     return out
 
 
-def robust_level(rms: np.ndarray, percentile: float) -> float:
-    voiced = rms[rms > 0]
-    return float(np.percentile(voiced, percentile)) if len(voiced) else 0.0
+def local_percentile(db: np.ndarray, percentile: float, half: int, step: int) -> np.ndarray:
+    """Per frame: the percentile of ``db`` within ±``half`` frames, taken every ``step``.
+
+    Windows at the ends are shifted inside the signal (same width). Rows are processed in
+    blocks of ~4M values so memory stays bounded for any length.
+    """
+    n = len(db)
+    width = min(2 * half + 1, n)
+    centres = np.unique(np.r_[np.arange(0, n, max(step, 1)), n - 1])
+    starts = np.clip(centres - half, 0, n - width)
+    views = np.lib.stride_tricks.sliding_window_view(db, width)
+    kth = int(round(percentile / 100 * (width - 1)))
+    values = np.empty(len(centres), dtype=np.float64)
+    rows = max(1, (1 << 22) // width)
+    for r0 in range(0, len(starts), rows):
+        block = views[starts[r0 : r0 + rows]]  # a copy: partitioned in place
+        block.partition(kth, axis=1)
+        values[r0 : r0 + rows] = block[:, kth]
+    return np.interp(np.arange(n), centres, values)
 
 
-def silence_runs(is_silent: np.ndarray, min_frames: int) -> list[tuple[int, int]]:
-    """(start, end) frame runs of True of at least ``min_frames`` frames."""
-    if not len(is_silent):
-        return []
+def silence_runs(is_silent: np.ndarray, min_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (exclusive) of runs of True of at least ``min_frames`` frames."""
     padded = np.concatenate([[False], is_silent, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     starts, ends = edges[0::2], edges[1::2]
     keep = (ends - starts) >= max(min_frames, 1)
-    return list(zip(starts[keep].tolist(), ends[keep].tolist()))
+    return starts[keep], ends[keep]
 
 
-def split_points(rms: np.ndarray, threshold: float, min_frames: int) -> list[int]:
-    """Frame indices at the midpoints of silences inside the span (not touching its edges)."""
-    n = len(rms)
-    points = []
-    for s, e in silence_runs(rms < threshold, min_frames):
-        if s == 0 or e == n:
-            continue  # leading/trailing silence: nothing to split off, trimming handles it
-        points.append((s + e) // 2)
-    return points
+def fewest_cuts(pos, score, fallback, n: int, max_len: int, short_len: int) -> list[int] | None:
+    """Indices of the candidates to cut [0, n) at so that every piece is at most ``max_len``.
 
-
-def quietest_cut(rms: np.ndarray, max_frames: int, min_frames: int) -> int:
-    """Frame at which to cut a span with no usable silence, keeping both parts non-empty.
-
-    When the span is shorter than two maxima, the cut is restricted so that both parts fit
-    under the maximum; otherwise it avoids the first/last ``min_frames`` frames.
+    Lexicographic optimum by dynamic programming over the candidates (sorted ``pos``): fewest
+    pieces, then fewest ``fallback`` cuts, then fewest pieces under ``short_len``, then the
+    largest minimum ``score``; ties go to the earliest cut. None when no choice fits.
     """
+    P = np.concatenate([[0], pos, [n]]).astype(np.int64)
+    S = np.concatenate([[np.inf], score, [np.inf]])
+    F = np.concatenate([[0], fallback, [0]]).astype(np.int64)
+    k = len(P)
+    unreached = np.iinfo(np.int64).max
+    pieces = np.full(k, unreached, dtype=np.int64)
+    falls = np.zeros(k, dtype=np.int64)
+    shorts = np.zeros(k, dtype=np.int64)
+    weakest = np.full(k, -np.inf)
+    prev = np.full(k, -1, dtype=np.int64)
+    pieces[0], weakest[0] = 0, np.inf
+    for j in range(1, k):
+        i = np.arange(np.searchsorted(P, P[j] - max_len, "left"), j)
+        i = i[pieces[i] != unreached]
+        if not len(i):
+            continue
+        w = np.minimum(weakest[i], S[j])
+        sh = shorts[i] + (P[j] - P[i] < short_len)
+        fb = falls[i] + F[j]
+        best = np.lexsort((-w, sh, fb, pieces[i]))[0]
+        b = i[best]
+        pieces[j], falls[j], shorts[j], weakest[j], prev[j] = pieces[b] + 1, fb[best], sh[best], w[best], b
+    if pieces[-1] == unreached:
+        return None
+    chosen, j = [], prev[-1]
+    while j > 0:
+        chosen.append(int(j) - 1)
+        j = prev[j]
+    return chosen[::-1]
+
+
+def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: SegmentParams = SegmentParams()) -> list[Segment]:
+    """Segments from the frame RMS (relative to full scale) of a stem of ``n_samples``."""
+    p = params
+    hop = max(int(round(p.frame_s * sample_rate)), 1)
     n = len(rms)
-    if n <= 2 * max_frames:
-        lo, hi = max(n - max_frames, 1), min(max_frames, n - 1)
-    else:
-        lo, hi = max(min_frames, 1), n - max(min_frames, 1)
-    if hi < lo:
-        lo, hi = 1, n - 1
-    # smooth over 3 frames so a single-frame dip inside a word does not win
-    smooth = np.convolve(rms, np.ones(3) / 3, mode="same")
-    return int(lo + np.argmin(smooth[lo : hi + 1]))
-
-
-def split_on_silence(audio: np.ndarray, sample_rate: int, params: SegmentParams = SegmentParams()) -> list[Segment]:
-    """Segments of ``audio`` (mono) under ``params.max_clip_s``, cut in silences where possible."""
-    hop = max(int(round(params.frame_s * sample_rate)), 1)
-    n_samples = len(audio)
-    if n_samples == 0:
+    if n == 0:
         return []
-    rms = frame_rms(audio, hop)
-    level = robust_level(rms, params.level_percentile)
-    full_scale = float(np.iinfo(audio.dtype).max + 1) if np.issubdtype(audio.dtype, np.integer) else 1.0
-    floor = full_scale * 10 ** (params.silence_floor_dbfs / 20)
-    if level <= floor:
-        return []  # silence, dither or faint hiss only
-    max_frames = max(int(params.max_clip_s * sample_rate) // hop, 1)
-    speech_thr = max(params.factor * level, floor)
-
-    segments: list[Segment] = []
+    frame_s = hop / sample_rate
 
     def frames(seconds: float) -> int:
-        return int(round(seconds * sample_rate / hop))
+        return int(round(seconds / frame_s))
 
-    def recurse(f0: int, f1: int, factor: float, min_sil: float, depth: int, method: str) -> None:
-        span = rms[f0:f1]
-        if not np.any(span >= speech_thr):
-            return  # nothing but silence at the base threshold: drop
-        if f1 - f0 <= max_frames:
-            segments.append(Segment(f0 * hop, min(f1 * hop, n_samples), method, depth, factor, min_sil))
-            return
-        # The threshold stays relative to the whole recording's level, so a fainter passage
-        # does not become "all silence", while its short pauses can still be found.
-        pts = split_points(span, max(factor * level, floor), frames(min_sil))
-        if pts:
-            bounds = [f0] + [f0 + p for p in pts] + [f1]
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                recurse(a, b, factor, min_sil, depth, method)
-            return
-        if factor < params.max_factor or min_sil > params.min_silence_floor_s:
-            next_factor = min(factor * params.factor_step, params.max_factor)
-            next_sil = max(min_sil * params.min_silence_step, params.min_silence_floor_s)
-            recurse(f0, f1, next_factor, next_sil, depth + 1, method)
-            return
-        # Past the floor: no pause left to use, cut where the envelope is lowest.
-        cut = f0 + quietest_cut(span, max_frames, frames(params.min_silence_floor_s))
-        recurse(f0, cut, factor, min_sil, depth + 1, "quietest")
-        recurse(cut, f1, factor, min_sil, depth + 1, "quietest")
+    db = 20 * np.log10(np.maximum(rms, 1e-12))
+    np.maximum(db, p.silence_floor_dbfs - 40, out=db)  # digital zero: no -inf, bounded scores
+    step = max(frames(p.grid_s), 1)
+    level = local_percentile(db, p.level_percentile, frames(p.level_window_s), step)
+    floor = local_percentile(db, p.floor_percentile, frames(p.floor_window_s), step)
+    no_voice = (level - floor < p.min_snr_db) & (level < level.max() - p.min_snr_db)
+    below_level = np.maximum(level - db, 0.0)
 
-    # Pass 0 splits the whole recording at every qualifying silence; only the parts still
-    # over the maximum recurse with a higher threshold and a shorter minimum silence.
-    pts = split_points(rms, speech_thr, frames(params.min_silence_s))
-    bounds = [0] + pts + [len(rms)]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        recurse(a, b, params.factor, params.min_silence_s, 0, "silence")
+    def silent(a: int, b: int, factor: float) -> np.ndarray:
+        thr = np.maximum(level[a:b] + 20 * np.log10(factor), floor[a:b] + p.noise_margin_db)
+        thr = np.maximum(np.minimum(thr, level[a:b] - p.headroom_db), p.silence_floor_dbfs)
+        return (db[a:b] < thr) | no_voice[a:b]
+
+    tiers = p.tiers()
+    silent0 = silent(0, n, tiers[0][0])
+    voiced = np.flatnonzero(~silent0)
+    if not len(voiced):
+        return []
+    voiced_before = np.r_[0, np.cumsum(~silent0)]
+    keep = frames(p.keep_silence_s)
+    max_frames = max(int(p.max_clip_s * sample_rate) // hop, 1)
+
+    # Stretches between clear pauses (step 4).
+    stretches, a = [], max(int(voiced[0]) - keep, 0)
+    for s, e in zip(*silence_runs(silent0, frames(tiers[0][1]))):
+        if s == 0 or e == n:
+            continue  # leading/trailing silence: trimmed by the first/last voiced frame
+        if e - s <= 2 * keep:
+            stretches.append((a, (s + e) // 2))
+            a = (s + e) // 2
+        else:
+            stretches.append((a, s + keep))
+            a = e - keep
+    stretches.append((a, min(int(voiced[-1]) + 1 + keep, n)))
+
+    def cut_stretch(a: int, b: int) -> list[tuple[int, int, str]]:
+        """(frame, tier, method) of the cuts that bring [a, b) under the maximum (steps 5-6)."""
+        length, short = b - a, frames(p.min_piece_s)
+        area = np.r_[0.0, np.cumsum(below_level[a:b])] * frame_s
+        pos = score = np.zeros(0)
+        for depth, (factor, min_sil) in enumerate(tiers):
+            starts, ends = silence_runs(silent(a, b, factor), frames(min_sil))
+            inner = (starts > 0) & (ends < length)
+            starts, ends = starts[inner], ends[inner]
+            pos, score = (starts + ends) // 2, area[ends] - area[starts]
+            chosen = fewest_cuts(pos, score, np.zeros(len(pos)), length, max_frames, short)
+            if chosen is not None:
+                return [(a + int(pos[c]), depth, "silence") for c in chosen]
+        # No tier fits: local minima of the envelope smoothed over 100 ms join the last tier.
+        width = max(frames(0.1), 1) | 1
+        smooth = np.convolve(db[a:b], np.ones(width) / width, mode="same")
+        padded = np.pad(smooth, width // 2, constant_values=np.inf)
+        minima = np.flatnonzero(smooth <= np.lib.stride_tricks.sliding_window_view(padded, width).min(axis=1))
+        minima = minima[(minima > 0) & (minima < length)]
+        for extra in (minima, np.arange(1, length)):  # every frame only if minima cannot fit
+            all_pos = np.r_[pos, extra]
+            order = np.argsort(all_pos, kind="stable")
+            all_score = np.r_[score, np.maximum(level[a + extra] - smooth[extra], 0) * frame_s]
+            is_fallback = np.r_[np.zeros(len(pos)), np.ones(len(extra))]
+            chosen = fewest_cuts(all_pos[order], all_score[order], is_fallback[order], length, max_frames, short)
+            if chosen is not None:
+                out = []
+                for c in order[chosen]:
+                    fb = c >= len(pos)
+                    out.append((a + int(all_pos[c]), len(tiers) if fb else len(tiers) - 1, "quietest" if fb else "silence"))
+                return out
+        raise AssertionError("every frame is a candidate: a split under the maximum exists")
+
+    segments = []
+    for a, b in stretches:
+        cuts = cut_stretch(a, b) if b - a > max_frames else []
+        ends = [(a, 0, "silence"), *cuts, (b, 0, "silence")]
+        for (x, dx, mx), (y, dy, my) in zip(ends[:-1], ends[1:]):
+            if voiced_before[y] == voiced_before[x]:
+                continue  # nothing but silence at the base factor
+            depth = max(dx, dy)
+            factor, min_sil = tiers[min(depth, len(tiers) - 1)]
+            method = "quietest" if "quietest" in (mx, my) else "silence"
+            segments.append(Segment(int(x) * hop, min(int(y) * hop, n_samples), method, int(depth), factor, min_sil))
     return segments
 
 
+def full_scale(dtype) -> float:
+    return float(np.iinfo(dtype).max + 1) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def split_on_silence(audio: np.ndarray, sample_rate: int, params: SegmentParams = SegmentParams()) -> list[Segment]:
+    """Segments of ``audio`` (mono) under ``params.max_clip_s``, cut in pauses where possible."""
+    hop = max(int(round(params.frame_s * sample_rate)), 1)
+    return segment_envelope(frame_rms(audio, hop) / full_scale(audio.dtype), len(audio), sample_rate, params)
+
+
 def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -> list[dict]:
-    """Entry-point body: segment ``vocals_path`` into ``out_dir`` (written atomically)."""
+    """Entry-point body: ``out_dir/segments.tsv`` for ``vocals_path`` (written atomically)."""
     import soundfile as sf
 
     from workflow_scripts.io_utils import StageError, atomic_dir
 
     try:
         info = sf.info(vocals_path)
-        audio, rate = sf.read(vocals_path, dtype="int16", always_2d=False)
+        if info.channels != 1:
+            raise StageError(f"{vocals_path}: expected mono, found {info.channels} channels")
+        rate = info.samplerate
+        hop = max(int(round(params.frame_s * rate)), 1)
+        # Streamed: blocks are whole frames, so the envelope equals frame_rms of the whole stem.
+        blocks = [frame_rms(b, hop) for b in sf.blocks(vocals_path, blocksize=hop << 16, dtype="int16")]
+        n_samples = info.frames
+    except StageError:
+        raise
     except Exception as exc:
         raise StageError(f"{vocals_path}: cannot read vocal stem ({exc})") from exc
-    if audio.ndim != 1:
-        raise StageError(f"{vocals_path}: expected mono, found {info.channels} channels")
-    segments = split_on_silence(audio, rate, params)
+    rms = np.concatenate(blocks) / full_scale(np.int16) if blocks else np.zeros(0)
+    segments = segment_envelope(rms, n_samples, rate, params)
     too_long = [s for s in segments if s.end - s.start > params.max_clip_s * rate + 1]
     if too_long:  # invariant: the maximum always holds
         raise StageError(f"{vocals_path}: internal error, {len(too_long)} segments over max_clip_s")
-    if any(b.start < a.end for a, b in zip(segments, segments[1:])) or any(s.start < 0 or s.end > len(audio) for s in segments):
+    if any(b.start < a.end for a, b in zip(segments, segments[1:])) or any(s.start < 0 or s.end > n_samples for s in segments):
         raise StageError(f"{vocals_path}: internal error, segments overlap or leave the stem")  # invariant
-    rows = []
+    header = ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s"]
+    rows = [
+        {
+            "segment": f"seg_{i:05d}",
+            "start_sample": seg.start,
+            "end_sample": seg.end,
+            "start_s": f"{seg.start / rate:.3f}",
+            "end_s": f"{seg.end / rate:.3f}",
+            "duration_s": f"{(seg.end - seg.start) / rate:.3f}",
+            "method": seg.method,
+            "depth": seg.depth,
+            "factor": f"{seg.factor:g}",
+            "min_silence_s": f"{seg.min_silence_s:g}",
+        }
+        for i, seg in enumerate(segments, start=1)
+    ]
     with atomic_dir(out_dir) as tmp:
-        for i, seg in enumerate(segments, start=1):
-            name = f"seg_{i:05d}.wav"
-            sf.write(f"{tmp}/{name}", audio[seg.start : seg.end], rate, subtype="PCM_16", format="WAV")
-            rows.append(
-                {
-                    "segment": name,
-                    "start_sample": seg.start,
-                    "end_sample": seg.end,
-                    "start_s": f"{seg.start / rate:.3f}",
-                    "end_s": f"{seg.end / rate:.3f}",
-                    "duration_s": f"{(seg.end - seg.start) / rate:.3f}",
-                    "method": seg.method,
-                    "depth": seg.depth,
-                    "factor": f"{seg.factor:g}",
-                    "min_silence_s": f"{seg.min_silence_s:g}",
-                }
-            )
-        header = ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s"]
         with open(f"{tmp}/segments.tsv", "w", encoding="utf-8") as fh:
             fh.write("\t".join(header) + "\n")
             for r in rows:
                 fh.write("\t".join(str(r[h]) for h in header) + "\n")
-    total = len(audio) / rate if rate else 0
-    kept = sum(int(r["end_sample"]) - int(r["start_sample"]) for r in rows) / rate if rate else 0
-    log.info("%s: %d segments, %.1f s of %.1f s, %d cut at quietest frame", vocals_path, len(rows), kept, total, sum(r["method"] == "quietest" for r in rows))
+    total = n_samples / rate if rate else 0
+    kept = sum(s.end - s.start for s in segments) / rate if rate else 0
+    log.info("%s: %d segments, %.1f s of %.1f s, %d cut at a quietest frame", vocals_path, len(rows), kept, total, sum(s.method == "quietest" for s in segments))
     return rows
 
 
