@@ -143,6 +143,11 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
     applied.sort(key=lambda a: a["clip"])
     kept = [r for r in rows if r["keep"]]
     by_reason = Counter(reason_code(x) for r in rows if not r["keep"] for x in r["reasons"])
+    # seconds rejected, each clip counted once under its first reason
+    seconds_by_reason = Counter()
+    for r in rows:
+        if not r["keep"]:
+            seconds_by_reason[reason_code(r["reasons"][0]) if r["reasons"] else "override"] += r["duration"]
     per_rec = {}
     for r in rows:
         s = per_rec.setdefault(r["recording"], {"clips": 0, "kept": 0, "rejected": 0, "by_reason": Counter()})
@@ -156,7 +161,8 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         "total_hours": round(sum(r["duration"] for r in rows) / 3600, 4),
         "mean_quality_kept": round(sum(r["quality"] for r in kept) / len(kept), 4) if kept else None,
         "rejected_by_reason": dict(sorted(by_reason.items())),
-        # how the clips were decoded: packed into shared windows, alone, or long-form
+        "rejected_seconds_by_first_reason": {k: round(v, 3) for k, v in sorted(seconds_by_reason.items())},
+        # how the clips were decoded (transcription.decode)
         "decoding": dict(sorted(Counter(r["decoding"] for r in rows).items())),
         "recordings": {k: {**v, "by_reason": dict(sorted(v["by_reason"].items()))} for k, v in sorted(per_rec.items())},
         "gate": cfg,

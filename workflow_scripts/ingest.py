@@ -73,7 +73,9 @@ def decode_to_wav(path: str, out_wav: str, sample_rate: int) -> None:
                 "-i", url,
                 "-map", "0:a:0", "-vn", "-sn", "-dn",
                 "-ac", "1", "-ar", str(sample_rate),
-                "-af", "aresample=resampler=soxr",
+                # soxr resamples in float: asked for 16-bit output it dithers with a seed
+                # of its own, so the same input gave different samples on every run
+                "-af", "aresample=resampler=soxr:osf=flt",
                 "-c:a", "pcm_s16le", "-f", "wav",
                 "file:" + str(tmp),
             ],

@@ -53,16 +53,17 @@ def decode_block(model, audio: np.ndarray, offset: float, windows: list[Window],
     multilingual = bool(model.model.is_multilingual)
     language = opts.language if multilingual else "en"
     long_ = [w for w in windows if w.end - w.start > WHISPER_WINDOW_S]
+    duration = len(audio) / SAMPLE_RATE  # a window's lead may reach past the stem's end
     if opts.mode == "batched" and not long_:
         from faster_whisper import BatchedInferencePipeline
 
-        clips = [{"start": w.start - offset, "end": w.end - offset} for w in windows]
+        clips = [{"start": w.start - offset, "end": min(w.end - offset, duration)} for w in windows]
         segments, info = BatchedInferencePipeline(model).transcribe(
             audio, language=language, beam_size=opts.beam_size, batch_size=opts.batch_size,
             word_timestamps=True, vad_filter=False, clip_timestamps=clips, log_progress=False,
         )
     else:
-        stamps = [t for w in windows for t in (w.start - offset, w.end - offset)]
+        stamps = [t for w in windows for t in (w.start - offset, min(w.end - offset, duration))]
         segments, info = model.transcribe(
             audio, language=language, beam_size=opts.beam_size, word_timestamps=True, vad_filter=False,
             clip_timestamps=stamps, condition_on_previous_text=opts.condition_on_previous_text,

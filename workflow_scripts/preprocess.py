@@ -47,8 +47,10 @@ class Piece:
         return self.speech_end - self.speech_start
 
 
-def speech_bounds(audio: np.ndarray, rate: int, threshold_db: float, frame_s: float) -> tuple[int, int] | None:
-    """First and last sample of frames louder than ``threshold_db`` below the loudest frame."""
+def speech_bounds(audio: np.ndarray, rate: int, threshold_db: float, frame_s: float, floor_rms: float = 0.0) -> tuple[int, int] | None:
+    """First and last sample of frames louder than ``threshold_db`` below the loudest frame
+    and, in a noisy room, than ``TRIM_OVER_FLOOR_DB`` over the local noise floor ``floor_rms``
+    (never above ``TRIM_MAX_DB`` under the loudest frame, so soft speech is kept)."""
     hop = max(int(frame_s * rate), 1)
     n = len(audio) // hop
     if n == 0:
@@ -57,8 +59,25 @@ def speech_bounds(audio: np.ndarray, rate: int, threshold_db: float, frame_s: fl
     peak = rms.max()
     if peak <= 0:
         return None
-    loud = np.flatnonzero(rms >= peak * 10 ** (threshold_db / 20))
+    threshold = max(peak * 10 ** (threshold_db / 20), min(floor_rms * 10 ** (TRIM_OVER_FLOOR_DB / 20), peak * 10 ** (TRIM_MAX_DB / 20)))
+    loud = np.flatnonzero(rms >= threshold)
     return int(loud[0] * hop), int(min((loud[-1] + 1) * hop, len(audio)))
+
+
+# Trimming in a noisy room: speech starts where the level rises this far over the local
+# noise floor (10th percentile of the frames within FLOOR_WINDOW_S) ...
+TRIM_OVER_FLOOR_DB = 6.0
+FLOOR_WINDOW_S = 10.0
+# ... but the threshold never rises above this under the clip's loudest frame.
+TRIM_MAX_DB = -20.0
+
+
+def local_floor(frames_rms: np.ndarray, hop: int, rate: int, start: int, end: int) -> float:
+    """The noise floor around samples [start, end): 10th percentile of frame RMS within
+    FLOOR_WINDOW_S on either side."""
+    w = int(FLOOR_WINDOW_S * rate / hop)
+    region = frames_rms[max(start // hop - w, 0) : end // hop + w]
+    return float(np.percentile(region, 10)) if len(region) else 0.0
 
 
 def merge_short_neighbours(pieces: list[Piece], rate: int, p: PreprocessParams) -> list[Piece]:
@@ -114,13 +133,17 @@ def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
     return noisereduce.reduce_noise(y=audio, sr=rate, stationary=True)
 
 
-def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: PreprocessParams) -> tuple[list[Piece], list[tuple[str, str]]]:
-    """Analyse segments (name, start, end) into pieces; return (pieces, dropped (name, reason))."""
+def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: PreprocessParams,
+                frames_rms: np.ndarray | None = None) -> tuple[list[Piece], list[tuple[str, str, float]]]:
+    """Analyse segments (name, start, end) into pieces; return (pieces, dropped (name, reason,
+    seconds)). ``frames_rms``: the stem's frame RMS (``frame_s`` frames) for the local noise floor."""
+    hop = max(int(p.frame_s * rate), 1)
     pieces, dropped = [], []
     for name, start, end in segments:
-        bounds = speech_bounds(audio_for(start, end), rate, p.trim_threshold_db, p.frame_s)
+        floor = local_floor(frames_rms, hop, rate, start, end) if frames_rms is not None else 0.0
+        bounds = speech_bounds(audio_for(start, end), rate, p.trim_threshold_db, p.frame_s, floor)
         if bounds is None:
-            dropped.append((name, "silent"))
+            dropped.append((name, "silent", (end - start) / rate))
             continue
         pieces.append(Piece(start, end, start + bounds[0], start + bounds[1], [name]))
     return pieces, dropped
@@ -164,7 +187,10 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
         return stem[a:b].astype(np.float32) / 32768.0
 
     segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows_in]
-    pieces, dropped = make_pieces(segs, audio_for, rate, p)
+    from workflow_scripts.segmentation import frame_rms
+
+    frames = frame_rms(stem, max(int(p.frame_s * rate), 1)) / 32768.0
+    pieces, dropped = make_pieces(segs, audio_for, rate, p, frames)
     pieces = merge_short_neighbours(pieces, rate, p)
     rows = []
     progress = Progress(len(pieces), f"preprocess {rec}", log)
@@ -179,10 +205,10 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
                 label = "+".join(piece.sources)
                 progress.update()
                 if duration < p.min_clip_s:
-                    dropped.append((label, "too_short"))
+                    dropped.append((label, "too_short", duration))
                     continue
                 if duration > p.max_clip_s + 1e-6:
-                    dropped.append((label, "too_long"))
+                    dropped.append((label, "too_long", duration))
                     continue
                 n += 1
                 name = f"{rec}_{n:05d}.wav"
@@ -203,10 +229,10 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
             for r in rows:
                 fh.write("\t".join(r[c] for c in CLIP_COLUMNS) + "\n")
         with open(f"{tmp}/dropped.tsv", "w", encoding="utf-8") as fh:
-            fh.write("segment\treason\n")
-            for name, reason in dropped:
-                fh.write(f"{name}\t{reason}\n")
-    log.info("%s: %d clips kept, %d dropped (%s)", rec, len(rows), len(dropped), ", ".join(sorted({r for _, r in dropped})) or "none")
+            fh.write("segment\treason\tseconds\n")
+            for name, reason, seconds in dropped:
+                fh.write(f"{name}\t{reason}\t{seconds:.3f}\n")
+    log.info("%s: %d clips kept, %d dropped (%s)", rec, len(rows), len(dropped), ", ".join(sorted({r for _, r, _ in dropped})) or "none")
     return rows, dropped
 
 

@@ -1,4 +1,5 @@
-"""Run summary: recordings, hours in, clips, hours kept, dropped by reason, duplicate inputs."""
+"""Run summary: recordings, hours in, clips, hours kept (and their share, yield), what was
+dropped by reason (count and seconds), duplicate inputs."""
 
 import json
 import sys
@@ -22,11 +23,13 @@ def duplicate_groups(sidecars: list[dict]) -> list[list[str]]:
 def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
     sidecars = [json.loads(Path(p).read_text(encoding="utf-8")) for p in sidecar_paths]
     per_rec = []
-    dropped = Counter()
+    dropped, dropped_s = Counter(), Counter()
     for side, cdir in zip(sidecars, clip_dirs):
         clips = read_tsv(Path(cdir) / "clips.tsv")
         drops = read_tsv(Path(cdir) / "dropped.tsv")
         dropped.update(d["reason"] for d in drops)
+        for d in drops:
+            dropped_s[d["reason"]] += float(d.get("seconds") or 0.0)
         per_rec.append(
             {
                 "recording": side["recording"],
@@ -43,6 +46,10 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
         "clips": sum(r["clips"] for r in per_rec),
         "hours_kept": sum(r["hours_kept"] for r in per_rec),
         "dropped_by_reason": dict(sorted(dropped.items())),
+        # seconds of the recordings lost before transcription, by reason; the rest of what is
+        # not in a clip is silence between phrases (and trimmed pauses)
+        "dropped_seconds_by_reason": {k: round(v, 3) for k, v in sorted(dropped_s.items())},
+        "yield": round(sum(r["hours_kept"] for r in per_rec) / max(sum(r["hours_in"] for r in per_rec), 1e-12), 4),
         "duplicates": duplicate_groups(sidecars),
         "per_recording": per_rec,
     }

