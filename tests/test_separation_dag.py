@@ -4,7 +4,7 @@ import subprocess
 import pytest
 import soundfile as sf
 
-from tests.workflow_runner import REPO, copy_media, example_media, run_snakemake, write_config
+from tests.workflow_runner import REPO, copy_media, example_media, pending_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,15 @@ def test_spleeter_rule_in_the_dag(tmp_path, tiny_model):
     log = (tmp_path / "out" / "logs" / "separate_vocals" / f"{rec.name}.log").read_text()
     assert "%" in log  # progress lines
     assert (rec / "clips" / "clips.tsv").exists()
+    # what a separation knob reruns (README "What a config change reruns"): the job reads the
+    # chunking and its own method's block; threads, mem_mb and the other method's block are not
+    # its params
+    assert pending_jobs(tmp_path) == {}
+    for change in ({"threads": 1, "mem_mb": 3000}, {"demucs": {"model": "mdx"}}):
+        write_config(tmp_path, separation={**sep, **change})
+        assert pending_jobs(tmp_path) == {}, change
+    write_config(tmp_path, separation={**sep, "chunk_s": 20})
+    assert pending_jobs(tmp_path) == {"separate_vocals": 1, "segment": 1, "preprocess_clips": 1, "summary": 1, "all": 1}
 
 
 def test_empty_model_folder_fails_with_the_reason(tmp_path):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests import speech_fixtures as sfx
-from tests.test_transcription import MAX_WER, WAV2VEC2_SCRIPT, run_transcription, venv_python
+from tests.test_transcription import MAX_WER, WAV2VEC2_SCRIPT, venv_python
 from tests.workflow_runner import copy_media, example_media, run_snakemake, write_config
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
         # a randomly initialised aligner scores every word ~0.03: its scores say nothing
         transcription.update(align_model=str(model_dir), require_alignment=True, gate={"min_word_probability": 0.0})
     else:
-        py = venv_python("fasterwhisper")
+        venv_python("fasterwhisper")
     media = example_media()
     copy_media(media / "speaker_session_01.mp3", tmp_path / "raw" / "talk one.mp3")
     write_config(tmp_path, run_until="metadata", speaker="asterisk", transcription=transcription)
@@ -37,8 +37,7 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
     out = tmp_path / "out"
     records = [json.loads(line) for line in next(out.glob("processed/*/transcripts.jsonl")).read_text().splitlines()]
     assert records and all(r["backend"] == backend for r in records)
-    assert {r["decoding"] for r in records} <= {"packed", "clip"}
-    assert sum(r["decoding"] == "packed" for r in records) >= len(records) // 2
+    assert {r["decoding"] for r in records} == {"sequential"}
     # the recording's prompts in order against the clips' texts in order
     with open(media.parent / "transcripts.tsv", newline="", encoding="utf-8") as fh:
         prompts = [row["text"] for row in csv.DictReader(fh, delimiter="\t") if row["recording"] == "speaker_session_01"]
@@ -52,16 +51,8 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
         assert float(duration) > 0 and 0.0 <= float(quality) <= 1.0
     assert (out / "rejected.tsv").exists()
     decoding = json.loads((out / "transcription_summary.json").read_text())["decoding"]
-    assert sum(decoding.values()) == len(records) and decoding.get("packed", 0) == sum(r["decoding"] == "packed" for r in records)
+    assert decoding == {"sequential": len(records)}
     if backend == "whisperx":
         assert all(r["word_timestamps"].startswith("wav2vec2:") for r in records if r["text"])
         log = next(out.glob("logs/transcribe/*.log")).read_text()
         assert "alignment model loaded" in log
-    else:
-        # packing put every word in the clip it was spoken in: the same words, clip by clip, as
-        # decoding each clip in its own window (case and punctuation aside)
-        alone, _, _ = run_transcription(py, next(out.glob("processed/*/clips")), tmp_path / "alone.jsonl",
-                                        {"language": "en", "pack_clips": False})
-        for packed, single in zip(records, alone):
-            errors, _ = sfx.word_errors(single["text"], packed["text"])
-            assert errors <= 1, (packed["clip"], packed["text"], single["text"])

@@ -24,7 +24,9 @@ def workspace(tmp_path_factory):
     copy_media(media / "speaker_session_02.mp4", raw / HOSTILE)
     (raw / "notes.txt").write_text("not media, skipped\n")
     (raw / "broken.mp3").write_text("this is text, not audio\n")
-    write_config(wd)
+    # `fail`: an unreadable input fails its own ingest job (`skip`: tests/test_bad_inputs.py);
+    # inputs.on_error is no param of ingest, so the later configs (default skip) rerun nothing
+    write_config(wd, inputs={"directory": "raw", "on_error": "fail"})
     return wd
 
 

@@ -209,13 +209,13 @@ def aggregate_main(snakemake, log) -> None:
         raise StageError(f"aggregate_metadata: {len(recs)} recordings but {len(jsonls)} transcripts / {len(clips)} clips dirs")
     speakers = dict(snakemake.params.speakers)
     languages = dict(getattr(snakemake.params, "languages", {}) or {})
-    tcfg = dict(snakemake.params.cfg or {})
-    default_lang = tcfg.get("language") if tcfg.get("language") != "auto" else None
+    language = snakemake.params.language  # transcription.language: null, "auto" or a code
+    default_lang = language if language != "auto" else None
     ov_files = getattr(snakemake.input, "overrides", None) or []
     ov_files = [ov_files] if isinstance(ov_files, str) else list(ov_files)
     overrides = read_overrides(ov_files[0]) if ov_files else {}
     result = aggregate([(r, j, c, speakers.get(r, ""), languages.get(r)) for r, j, c in zip(recs, jsonls, clips)],
-                       tcfg.get("gate"), default_lang, overrides, str(ov_files[0]) if ov_files else None)
+                       dict(snakemake.params.gate or {}), default_lang, overrides, str(ov_files[0]) if ov_files else None)
     ov = result["summary"]["overrides"]
     if ov_files:
         log.info("overrides from %s: %s applied", ov_files[0], ov["counts"] or "none")

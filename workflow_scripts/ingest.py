@@ -3,6 +3,12 @@ pipeline rate, and record where it came from (sha256, codec, channels, rate) in 
 
 The user's file is only ever read. ffmpeg/ffprobe are called with argument lists (never a
 shell) and with a ``file:`` URL so names starting with ``-`` or containing ``:`` are plain paths.
+
+A file that cannot be read (empty, not media, no audio stream, nothing decodable) fails the
+job with one ERROR line under ``inputs.on_error: fail``. Under ``skip`` (the default) the job
+succeeds instead: the sidecar gets ``"error": "<file>: <reason>"`` and ``audio.wav`` is a
+valid WAV with no samples, which every later per-recording stage passes through as a
+recording without clips (``summary.json`` lists it under ``excluded``).
 """
 
 import hashlib
@@ -89,7 +95,50 @@ def decode_to_wav(path: str, out_wav: str, sample_rate: int) -> None:
             raise StageError(f"{path}: decoded to no audio samples")
 
 
-def ingest(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, log) -> dict:
+ON_ERROR = ("skip", "fail")
+
+
+def write_sidecar(out_json: str, sidecar: dict) -> None:
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def exclude(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, reason: str, log) -> dict:
+    """``inputs.on_error: skip``: a zero-sample WAV and a sidecar saying why (the job succeeds)."""
+    import numpy as np
+    import soundfile as sf
+
+    with atomic_path(out_wav) as tmp:
+        sf.write(str(tmp), np.zeros(0, dtype=np.int16), sample_rate, subtype="PCM_16", format="WAV")
+    size = os.path.getsize(path) if os.path.exists(path) else None
+    sidecar = {
+        "recording": rec,
+        "original_path": os.path.abspath(path),
+        "original_name": Path(path).name,
+        "size_bytes": size,
+        "sha256": sha256_file(path) if size is not None else None,
+        "error": reason,
+        "sample_rate": sample_rate,
+        "samples": 0,
+        "duration_s": 0.0,
+    }
+    write_sidecar(out_json, sidecar)
+    log.warning("%s; recording %s is excluded (inputs.on_error: skip)", reason, rec)
+    return sidecar
+
+
+def ingest(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, log, on_error: str = "fail") -> dict:
+    if on_error not in ON_ERROR:
+        raise StageError(f"inputs.on_error: {on_error!r} is not one of {', '.join(ON_ERROR)}")
+    try:
+        return read_recording(path, out_wav, out_json, sample_rate, rec, log)
+    except StageError as exc:
+        if on_error == "fail":
+            raise
+        return exclude(path, out_wav, out_json, sample_rate, rec, str(exc), log)
+
+
+def read_recording(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, log) -> dict:
     if not os.path.exists(path):
         raise StageError(f"{path}: file not found")
     size = os.path.getsize(path)
@@ -112,8 +161,7 @@ def ingest(path: str, out_wav: str, out_json: str, sample_rate: int, rec: str, l
         "samples": wav.frames,
         "duration_s": wav.frames / wav.samplerate,
     }
-    with atomic_path(out_json) as tmp:
-        tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_sidecar(out_json, sidecar)
     log.info("%s → %s: %.1f s, %s %s ch %s Hz, sha256 %s", path, out_wav, sidecar["duration_s"], info["codec"], info["channels"], info["source_sample_rate"], digest[:12])
     return sidecar
 
@@ -135,7 +183,10 @@ def main(snakemake, log) -> None:
         link_or_copy(str(snakemake.input.audio), str(snakemake.output.vocals))
         log.info("separation: none — %s is the vocal stem", snakemake.input.audio)
         return
-    ingest(str(snakemake.input.media), str(snakemake.output.audio), str(snakemake.output.sidecar), int(snakemake.params.sample_rate), snakemake.wildcards.rec, log)
+    # inputs.on_error is read from the config, not from params: switching it must not rerun
+    # (and so re-decode) every recording; only an unreadable file's job depends on it.
+    on_error = str(((getattr(snakemake, "config", None) or {}).get("inputs") or {}).get("on_error", "skip"))
+    ingest(str(snakemake.input.media), str(snakemake.output.audio), str(snakemake.output.sidecar), int(snakemake.params.sample_rate), snakemake.wildcards.rec, log, on_error)
 
 
 if "snakemake" in globals():

@@ -134,6 +134,24 @@ def checkpoint_epochs(path: str | os.PathLike) -> int:
     return completed_epochs(load_checkpoint(path))
 
 
+# What each training rule reads of `training` (its `params`: Snakemake reruns a job when its
+# params change, so these lists decide what a config change redoes).
+# piper_dataset: the preset's rate and segment size, the clip limits, the phonemizer voice;
+# batch_size/validation_split/num_test_examples feed the preflight estimate only, but they
+# rerun the chunks anyway (CHUNK_KEYS), so the dataset may as well follow them.
+DATASET_KEYS = ("preset", "espeak_voice", "max_phoneme_ids", "max_clip_s", "min_clip_s", "batch_size",
+                "validation_split", "num_test_examples")
+# train_chunk: what the checkpoint depends on. Not `epochs` (it only sets how many chunks
+# there are: raising it adds chunks on top of the existing ones) and not RUN_OPTION_KEYS.
+CHUNK_KEYS = ("preset", "model_overrides", "espeak_voice", "batch_size", "validation_split", "num_test_examples",
+              "seed", "precision", "checkpoint_every", "base_checkpoint", "base_mode")
+# How a chunk runs, not what it computes: read from the job's config at run time, so moving
+# to a GPU, more loader workers, other log intervals or a new voice name (export_voice's
+# param) continue the chain instead of retraining it. threads/mem_mb/chunk_runtime_min
+# are the rule's threads and resources.
+RUN_OPTION_KEYS = ("device", "num_workers", "log_every_steps", "voice_name")
+
+
 class TrainingPlan:
     """The chunk chain for `rules/train.smk` (kept here: Snakemake's linter wants no `def`
     next to rules). ``cfg`` is ``config["training"]``, ``dataset_path`` the common helper.
@@ -141,6 +159,40 @@ class TrainingPlan:
 
     def __init__(self, cfg: dict, dataset_path):
         self.cfg, self.dataset_path = cfg, dataset_path
+
+    def dataset_params(self) -> dict:
+        out = {k: self.cfg[k] for k in DATASET_KEYS if k in self.cfg}
+        segment = (self.cfg.get("model_overrides") or {}).get("segment_size")
+        if segment is not None:  # the only model override the dataset's limits depend on
+            out["model_overrides"] = {"segment_size": segment}
+        return out
+
+    def chunk_params(self) -> dict:
+        return {k: self.cfg[k] for k in CHUNK_KEYS if k in self.cfg}
+
+    def stale_chunks_message(self) -> str | None:
+        """When the finished chunks were trained with another `checkpoint_every`: what the
+        run is about to do about it (each chunk's work dir records its setting)."""
+        every = int(self.cfg["checkpoint_every"])
+        found = {}
+        for n in range(self.n_chunks()):
+            info = Path(self.checkpoint_path(n)).parent / "work" / f"chunk_{n}" / "chunk.json"
+            if not Path(self.checkpoint_path(n)).exists() or not info.exists():
+                continue
+            try:
+                old = json.loads(info.read_text()).get("checkpoint_every")
+            except (OSError, ValueError):
+                continue
+            if old is not None and int(old) != every:
+                found[n] = int(old)
+        if not found:
+            return None
+        olds = sorted(set(found.values()))
+        return (f"training.checkpoint_every is {every}, but the existing checkpoints "
+                f"{self.dataset_path('checkpoints/')}chunk_{{{','.join(map(str, sorted(found)))}}}.ckpt were "
+                f"trained with {'/'.join(map(str, olds))} epoch(s) per chunk: every train_chunk job reruns, "
+                f"training from {'training.base_checkpoint' if self.cfg.get('base_checkpoint') else 'scratch'} "
+                f"(chunk 0). Set checkpoint_every back to {olds[0]} to keep them.")
 
     def n_chunks(self) -> int:
         return max(1, -(-int(self.cfg["epochs"]) // int(self.cfg["checkpoint_every"])))
@@ -335,7 +387,7 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, p
     for leftover in (final, work / "resume_from.ckpt"):
         if leftover.exists():
             leftover.unlink()
-    info = {"chunk": n, "epochs": target, "from": start_from, "warmstart": warmstart, "seconds": round(elapsed, 1),
+    info = {"chunk": n, "epochs": target, "checkpoint_every": every, "from": start_from, "warmstart": warmstart, "seconds": round(elapsed, 1),
             "seconds_per_epoch": round(elapsed / max(1, target - start_epochs), 1),
             "checkpoint_mb": round(out.stat().st_size / 1e6, 1), "voice_config": str(work / "config.json")}
     (work / "chunk.json").write_text(json.dumps(info, indent=2))
@@ -343,8 +395,14 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, p
     return info
 
 
+def run_options(config: dict | None) -> dict:
+    """RUN_OPTION_KEYS of the job's config["training"] (what params leave out on purpose)."""
+    training = (config or {}).get("training") or {}
+    return {k: training[k] for k in RUN_OPTION_KEYS if k in training}
+
+
 def main(snakemake, log) -> None:
-    cfg = dict(snakemake.params.cfg)
+    cfg = {**run_options(getattr(snakemake, "config", None)), **dict(snakemake.params.cfg)}
     n = int(snakemake.wildcards.n)
     previous = str(snakemake.input.previous) if "previous" in snakemake.input.keys() else None
     train_chunk(n, cfg, str(snakemake.input.csv), str(snakemake.input.wavs), str(snakemake.output.ckpt),

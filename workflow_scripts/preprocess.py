@@ -20,7 +20,7 @@ class PreprocessParams:
     peak_dbfs: float = -1.0
     denoise: bool = False
     trim_threshold_db: float = -40.0  # relative to the clip's loudest frame
-    pad_s: float = 0.15
+    pad_s: float = 0.25
     min_clip_s: float = 1.0
     max_clip_s: float = 12.0
     merge_gap_s: float = 1.5

@@ -176,6 +176,8 @@ def normalize_text(text: str, language: str = "en") -> str:
     t = re.sub(r"\b(1[1-9]\d\d|20\d\d)s\b", lambda m: year_words(int(m.group(1))).rstrip("y") +
                ("ies" if year_words(int(m.group(1))).endswith("y") else "s"), t)
     t = re.sub(r"(?<![\d,.])\b(1[1-9]\d\d|20\d\d)\b(?![\d,.]\d)", lambda m: year_words(int(m.group(1))), t)
+    # call signs and model numbers ("W5ABC", "TS2000"): digits apart from the letters
+    t = re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", t)
     t = re.sub(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+\.\d+\b|\b\d+\b", lambda m: _decimal_words(m.group(0)), t)
     for sym, word in SYMBOLS.items():
         t = t.replace(sym, word)

@@ -470,6 +470,17 @@ def env_name(cfg: dict) -> str:
     return "demucs" if cfg.get("method") == "demucs" else "spleeter"
 
 
+def job_params(cfg: dict) -> dict:
+    """What a separation job reads (its `params`, so a change reruns it): the device, the
+    chunking and the configured method's own settings. threads/mem_mb are resources and
+    keep_accompaniment only marks an output temp: changing those reruns nothing."""
+    method = cfg.get("method")
+    out = {k: cfg.get(k) for k in ("device", "chunk_s", "overlap_s", "crossfade")}
+    if method in ("spleeter", "demucs"):
+        out[method] = dict(cfg.get(method) or {})
+    return out
+
+
 def gpu_count(cfg: dict) -> int:
     """GPUs to request (SLURM `gpu` resource): 1 when separation.device is cuda."""
     return 1 if cfg.get("device") == "cuda" else 0
@@ -517,6 +528,15 @@ def main(snakemake, log: logging.Logger) -> None:
     vocals = str(snakemake.output.vocals)
     acc = getattr(snakemake.output, "accompaniment", None)
     threads = int(getattr(snakemake, "threads", 1) or 1)
+    import soundfile as sf
+
+    info = sf.info(audio)
+    if info.frames == 0:  # a recording ingest excluded (inputs.on_error: skip): no model needed
+        for path in [vocals] + ([str(acc)] if acc else []):
+            with atomic_path(path) as tmp:
+                sf.write(str(tmp), np.zeros(0, dtype=np.int16), info.samplerate, subtype="PCM_16", format="WAV")
+        log.warning("%s: no audio samples (excluded at ingest): empty stems", audio)
+        return
     t0 = time.monotonic()
     backend = make_backend(method, cfg, threads, log)
     log.info("%s model loaded in %.1f s (threads %d, device %s)", method, time.monotonic() - t0, threads, cfg.get("device", "cpu"))

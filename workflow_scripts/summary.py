@@ -1,5 +1,6 @@
 """Run summary: recordings, hours in, clips, hours kept (and their share, yield), what was
-dropped by reason (count and seconds), duplicate inputs."""
+dropped by reason (count and seconds), duplicate inputs, and the recordings excluded because
+they could not be read (``inputs.on_error: skip``: ingest's sidecar holds the ``error``)."""
 
 import json
 import sys
@@ -16,7 +17,8 @@ def duplicate_groups(sidecars: list[dict]) -> list[list[str]]:
     """Recordings whose originals have the same sha256 (the same file given twice)."""
     by_hash: dict[str, list[str]] = {}
     for s in sidecars:
-        by_hash.setdefault(s["sha256"], []).append(s["recording"])
+        if s.get("sha256"):
+            by_hash.setdefault(s["sha256"], []).append(s["recording"])
     return [sorted(v) for v in by_hash.values() if len(v) > 1]
 
 
@@ -38,6 +40,7 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
                 "clips": len(clips),
                 "hours_kept": sum(float(c["duration_s"]) for c in clips) / 3600,
                 "dropped": len(drops),
+                "error": side.get("error") or "",
             }
         )
     return {
@@ -51,6 +54,12 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
         "dropped_seconds_by_reason": {k: round(v, 3) for k, v in sorted(dropped_s.items())},
         "yield": round(sum(r["hours_kept"] for r in per_rec) / max(sum(r["hours_in"] for r in per_rec), 1e-12), 4),
         "duplicates": duplicate_groups(sidecars),
+        # unreadable inputs: in the run (their jobs succeed), but without audio or clips
+        "excluded": [
+            {"recording": s["recording"], "original_name": s["original_name"], "reason": s["error"]}
+            for s in sidecars
+            if s.get("error")
+        ],
         "per_recording": per_rec,
     }
 
@@ -58,7 +67,7 @@ def summarise(sidecar_paths: list[str], clip_dirs: list[str]) -> dict:
 def write_summary(summary: dict, tsv_path: str, json_path: str, log) -> None:
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    cols = ["recording", "original_name", "hours_in", "clips", "hours_kept", "dropped"]
+    cols = ["recording", "original_name", "hours_in", "clips", "hours_kept", "dropped", "error"]
     with atomic_path(tsv_path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write("\t".join(cols) + "\n")
@@ -70,6 +79,8 @@ def write_summary(summary: dict, tsv_path: str, json_path: str, log) -> None:
     )
     for group in summary["duplicates"]:
         log.warning("duplicate input (same sha256): %s", ", ".join(group))
+    for ex in summary["excluded"]:
+        log.warning("excluded recording %s: %s", ex["recording"], ex["reason"])
 
 
 def main(snakemake, log) -> None:
@@ -79,6 +90,12 @@ def main(snakemake, log) -> None:
             "there, or set inputs.directory / inputs.sample_sheet"
         )
     summary = summarise(list(map(str, snakemake.input.sidecars)), list(map(str, snakemake.input.clips)))
+    if summary["excluded"] and snakemake.params.on_error == "fail":
+        # left by a run under `skip`: under `fail` an unreadable input stops the run
+        raise StageError(
+            f"inputs.on_error: fail, but {len(summary['excluded'])} recording(s) could not be read: "
+            + "; ".join(ex["reason"] for ex in summary["excluded"])
+        )
     write_summary(summary, str(snakemake.output.tsv), str(snakemake.output.json), log)
 
 

