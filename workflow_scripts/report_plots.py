@@ -128,6 +128,13 @@ def run_summary(summary: dict, tsum: dict, stages: dict[str, dict], dropped_by_r
         rows.append(("rejected by reason", reason, n))
     for reason, n in dropped.items():
         rows.append(("rejected by reason", f"clip stage: {reason}", n))
+    hours_in = summary.get("hours_in", 0.0)
+    if hours_in:
+        rows.append(("seconds lost by reason", "yield (kept / in)", round(tsum.get("kept_hours", 0.0) / hours_in, 4)))
+    for reason, sec in (summary.get("dropped_seconds_by_reason") or {}).items():
+        rows.append(("seconds lost by reason", f"clip stage: {reason}", sec))
+    for reason, sec in (tsum.get("rejected_seconds_by_first_reason") or {}).items():
+        rows.append(("seconds lost by reason", f"gate: {reason}", sec))
     total = 0.0
     for rule, s in stages.items():
         rows.append(("time per stage (s)", f"{rule} ({s['jobs']} job{'s' if s['jobs'] != 1 else ''})", s["s"]))
