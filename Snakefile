@@ -27,3 +27,11 @@ rule all:
     default_target: True
     input:
         final_targets(),
+
+
+onsuccess:
+    log_excluded_recordings()
+
+
+onerror:
+    log_excluded_recordings()

@@ -1,4 +1,5 @@
 # Helpers shared by all rule files (recordings, paths, env modules, resources).
+import json
 import os
 import sys
 from pathlib import Path
@@ -100,6 +101,36 @@ def all_sidecars():
 
 def all_clip_dirs():
     return [processed_path(r, "clips") for r in recording_ids()]
+
+
+def excluded_recordings():
+    """[(recording, reason)] of the recordings ingest could not read (`inputs.on_error:
+    skip`: their sidecar holds the error), from the sidecars written so far."""
+    out = []
+    for rec in recording_ids():
+        try:
+            side = json.loads(
+                Path(processed_path(rec, "source.json")).read_text("utf-8")
+            )
+        except (OSError, ValueError):
+            continue
+        if side.get("error"):
+            out.append((rec, side["error"]))
+    return out
+
+
+def log_excluded_recordings():
+    """The end of the run log (onsuccess/onerror): what was left out and why."""
+    from snakemake.logging import logger
+
+    excluded = excluded_recordings()
+    if excluded:
+        lines = [f"  {rec}: {reason}" for rec, reason in excluded]
+        logger.warning(
+            f"piper-voice-workflow: {len(excluded)} recording(s) excluded, they could not "
+            f"be read (inputs.on_error: skip; listed in {dataset_path('summary.json')}):\n"
+            + "\n".join(lines)
+        )
 
 
 # --- environments -------------------------------------------------------------------------
@@ -219,10 +250,6 @@ def transcription_params(wildcards):
     cfg = {k: config["transcription"][k] for k in TRANSCRIBE_KEYS}
     cfg["language"] = transcription_language(wildcards.rec)
     return cfg
-
-
-def transcription_speaker(wildcards):
-    return recording_speaker(wildcards.rec)
 
 
 def all_transcripts():

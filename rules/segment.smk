@@ -72,5 +72,6 @@ rule summary:
         runtime=10,
     params:
         source=INPUT_SOURCE,
+        on_error=config["inputs"]["on_error"],
     script:
         "../workflow_scripts/summary.py"

@@ -33,6 +33,6 @@ if not separation_rule_is_copy():
             gpu=separation_helpers.gpu_count(config["separation"]),
         params:
             method=config["separation"]["method"],
-            cfg=config["separation"],
+            cfg=separation_helpers.job_params(config["separation"]),
         script:
             "../workflow_scripts/separation.py"

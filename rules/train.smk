@@ -3,11 +3,17 @@
 # Training runs as a chain of `train_chunk` jobs, each `training.checkpoint_every` epochs:
 # chunk n reads chunk n-1's checkpoint, so a killed run loses at most one chunk and
 # `snakemake` simply continues from the last finished chunk. Raising `training.epochs`
-# later adds chunks on top of the existing ones. The helpers live in
+# later adds chunks on top of the existing ones (`epochs` is no param of any job); changing
+# `checkpoint_every` reruns every chunk (the warning below says so). The helpers live in
 # workflow_scripts/piper_train.py (TrainingPlan): Snakemake's linter wants no `def` here.
+import sys
+
 from workflow_scripts.piper_train import TrainingPlan
 
 TRAINING = TrainingPlan(config["training"], dataset_path)
+STALE_CHUNKS = TRAINING.stale_chunks_message()
+if STALE_CHUNKS:
+    print(f"piper-voice-workflow: WARNING: {STALE_CHUNKS}", file=sys.stderr)
 # The names other rule files (and `rule all`) use: n_chunks(), checkpoint_path(n),
 # previous_checkpoint(wildcards) (input function: chunk n-1, or the base for chunk 0),
 # final_checkpoint() (the last chunk's checkpoint).
@@ -44,7 +50,7 @@ rule piper_dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=config["training"],
+        cfg=TRAINING.dataset_params(),
         source_rate=config["sample_rate"],
     script:
         "../workflow_scripts/piper_dataset.py"
@@ -73,7 +79,7 @@ rule train_chunk:
         runtime=TRAINING.runtime,
         gpu=TRAINING.gpu,
     params:
-        cfg=config["training"],
+        cfg=TRAINING.chunk_params(),
     script:
         "../workflow_scripts/piper_train.py"
 

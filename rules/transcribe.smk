@@ -26,7 +26,6 @@ rule transcribe:
     params:
         cfg=transcription_params,
         rec="{rec}",
-        speaker=transcription_speaker,
     script:
         "../workflow_scripts/transcription.py"
 
@@ -61,6 +60,9 @@ rule aggregate_metadata:
         recs=recording_ids(),
         speakers=speakers_by_recording(),
         languages=languages_by_recording(),
-        cfg=config["transcription"],
+        # the gate and the expected language only: a decode key reruns transcribe, and
+        # this job through its inputs
+        gate=config["transcription"]["gate"],
+        language=config["transcription"]["language"],
     script:
         "../workflow_scripts/aggregate_metadata.py"

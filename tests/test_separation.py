@@ -235,6 +235,12 @@ def test_rule_helpers():
     assert sep.runtime_minutes(one_hour, 22050, {**cfg, "device": "cuda"}) < sep.runtime_minutes(one_hour, 22050, cfg)
     fn = sep.runtime_function(cfg, 22050)
     assert fn(None, SimpleNamespace(audio="/nonexistent.wav")) >= 15
+    # the job's params: what it reads, so threads/mem_mb or the other method's block rerun nothing
+    full = {**cfg, "overlap_s": 5, "crossfade": "linear", "keep_accompaniment": False,
+            "spleeter": {"model_dir": "m", "model": "2stems"}, "demucs": {"model": "htdemucs", "repo": ""}}
+    assert sep.job_params(full) == {"device": "cpu", "chunk_s": 120, "overlap_s": 5, "crossfade": "linear",
+                                    "spleeter": {"model_dir": "m", "model": "2stems"}}
+    assert set(sep.job_params({**full, "method": "demucs"})) == {"device", "chunk_s", "overlap_s", "crossfade", "demucs"}
 
 
 # --- model folder check ----------------------------------------------------------------------
@@ -318,6 +324,20 @@ def test_spleeter_empty_model_folder_fails_clearly(spleeter_py, tmp_path):
     assert proc.returncode != 0
     assert "lacks checkpoint, model.index, model.data-*" in log and "random weights" in log
     assert not (tmp_path / "vocals.wav").exists()
+
+
+def test_excluded_recording_passes_through_without_a_model(spleeter_py, tmp_path):
+    """A zero-sample placeholder (ingest under inputs.on_error: skip) gives empty stems; the
+    model is never loaded (this folder holds none)."""
+    (tmp_path / "models" / "2stems").mkdir(parents=True)
+    audio = write_s16(tmp_path / "audio.wav", np.zeros(0), 22050)
+    cfg = base_cfg(spleeter={"model_dir": str(tmp_path / "models"), "model": "2stems"})
+    proc, log, _ = run_entry(spleeter_py, tmp_path, audio, "spleeter", cfg)
+    assert proc.returncode == 0, log
+    for stem in ("vocals.wav", "accompaniment.wav"):
+        info = sf.info(str(tmp_path / stem))
+        assert info.frames == 0 and info.samplerate == 22050 and info.channels == 1
+    assert "no audio samples" in log and "random weights" not in log
 
 
 # --- Demucs (in its venv) --------------------------------------------------------------------

@@ -172,7 +172,7 @@ def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
 
 def main(snakemake, log) -> None:
     threads = int(getattr(snakemake, "threads", 1) or 1)
-    log.info("recording %s (speaker %s)", snakemake.params.rec, snakemake.params.speaker)
+    log.info("recording %s", snakemake.params.rec)
     records = transcribe_recording(snakemake.input.vocals, snakemake.input.clips, dict(snakemake.params.cfg), log, threads)
     write_jsonl(records, snakemake.output.jsonl)
     log.info("wrote %d transcripts to %s", len(records), snakemake.output.jsonl)
