@@ -3,12 +3,15 @@ runner's stop), the token/Host/CSRF guard on a real server bound to 127.0.0.2, a
 in a real headless Chromium: upload an mp3 + an mp4 (+ a text file that is refused), run to
 metadata watching the progress, stop and resume, a second start refused (by this server and
 by Snakemake's lock for another), reject and edit clips on the served review page, rerun,
-and metadata.csv changes accordingly. Only loopback addresses are used."""
+and metadata.csv changes accordingly; then, on the same workspace, the Training page trains the
+reduced voice (1 chunk) and its links download voice.onnx + voice.onnx.json. Only loopback
+addresses are used."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -430,8 +433,17 @@ def _uploads(browser) -> dict:
         (tr) => [tr.dataset.name, [tr.dataset.status || '', tr.querySelector('.result').textContent]]));""")
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The upload/run/review test's working folder; ``done`` once that test got to its end, so
+    the training test goes on from its clips instead of running the stages to metadata again."""
+    wd = tmp_path_factory.mktemp("serve") / "ws"
+    wd.mkdir()
+    return {"dir": wd, "done": False}
+
+
 @pytest.mark.e2e
-def test_upload_run_review_rerun_in_chromium(tmp_path, served, browser):
+def test_upload_run_review_rerun_in_chromium(tmp_path, served, browser, workspace):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -440,8 +452,7 @@ def test_upload_run_review_rerun_in_chromium(tmp_path, served, browser):
     originals = {p: sha(p) for p in (mp3, mp4)}
     notes = tmp_path / "notes.mp3"
     notes.write_text("meeting notes, not a recording\n")
-    wd = tmp_path / "ws"
-    wd.mkdir()
+    wd = workspace["dir"]
     write_config(wd, run_until="clips", transcription=TX)
     srv = served(wd)
     body = lambda: browser.find_element(By.TAG_NAME, "body")  # noqa: E731
@@ -539,6 +550,70 @@ def test_upload_run_review_rerun_in_chromium(tmp_path, served, browser):
              30, "the reloaded page")
     assert browser.execute_script("return window.reviewPage.overridesTsv()") == exported_text(to_reject, to_edit)
     assert all(sha(raw / p.name) == h for p, h in originals.items())  # the user's files are never modified
+    workspace["done"] = True
+
+
+TRAINING = {"preset": "reduced", "epochs": 1, "checkpoint_every": 1, "batch_size": 4}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_train_voice_and_download_it_in_chromium(tmp_path, served, browser, workspace):
+    """Train (run until voice) on the Training page: 1 chunk of the reduced preset, then the
+    page's links download the exported voice, byte for byte. Goes on from the workspace the
+    test above left at metadata; run alone, it uploads the same two recordings and the one run
+    does every stage."""
+    from selenium.webdriver.common.by import By
+
+    if shutil.which("espeak-ng") is None or not (REPO / ".modules" / "pvw" / "piper").exists():
+        pytest.skip("piper env (python3 envs/setup_venvs.py piper) or espeak-ng missing")
+    reused = workspace["done"]
+    wd = workspace["dir"] if reused else tmp_path / "ws"
+    wd.mkdir(exist_ok=True)
+    write_config(wd, run_until="clips", transcription=TX, training=TRAINING)
+    srv = served(wd, "127.0.0.1", "train-token")
+    if not reused:
+        media = example_media(6, 2)
+        for name in ("speaker_session_01.mp3", "speaker_session_02.mp4"):
+            status, data = srv.json("PUT", f"/api/upload?name={name}", (media / name).read_bytes())
+            assert status == 201 and data["status"] == "saved", data
+    body = lambda: browser.find_element(By.TAG_NAME, "body")  # noqa: E731
+
+    browser.get(f"{srv.base}/training?token=train-token")
+    wait_for(lambda: body().get_attribute("data-planned") == "1", 30, "the training page")
+    assert body().get_attribute("data-present") == "0" and not browser.find_elements(By.CSS_SELECTOR, "a.download")
+    browser.find_element(By.ID, "train").click()
+    wait_for(lambda: srv.json("GET", "/api/status")[1]["state"] != "idle", 30, "the run to start")
+    st = wait_for(lambda: (lambda s: s if s["state"] != "running" else None)(srv.json("GET", "/api/status")[1]),
+                  360, "the training run")
+    if st["state"] != "done":
+        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((wd / "out" / "logs").rglob("*.log"))
+                         if any(k in str(p) for k in ("train", "piper", "export", "smoke")))
+        raise AssertionError(f"training run {st['state']}: {st}\n{logs}")
+    planned = st["progress"]["planned"]
+    assert st["until"] == "voice" and planned["train_chunk"] == 1 and planned["export_voice"] == 1, st
+    if reused:  # what the run to metadata made is not redone
+        assert not {"ingest", "segment", "transcribe"} & set(planned), planned
+
+    # the page: the chunk done, the run done, a link per voice file
+    links = wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "a.download")) == 2
+                     and body().get_attribute("data-present") == "1" and "done" in browser.find_element(By.ID, "run-state").text
+                     and browser.find_elements(By.CSS_SELECTOR, "a.download"), 20, "the page to show the voice")
+    assert browser.find_element(By.ID, "chunk-text").text.startswith("1 of 1 chunks")
+    assert browser.find_element(By.CSS_SELECTOR, "#chunk-rows tr td:nth-child(2)").text.startswith("present")
+    voice = wd / "out" / "voice"
+    assert (wd / "out" / "checkpoints" / "chunk_0.ckpt").is_file()
+    hrefs = {a.get_attribute("href").split("?")[0].rsplit("/", 1)[1]: a.get_attribute("href") for a in links}
+    assert sorted(hrefs) == ["voice.onnx", "voice.onnx.json"]
+    for name, href in hrefs.items():
+        assert href.startswith(srv.base + "/download/" + name + "?token=")
+        status, data, headers = srv.request("GET", href[len(srv.base):], token=None)  # the link's own token
+        assert status == 200 and data == (voice / name).read_bytes() and len(data) > 0, name
+        assert f'filename="{name}"' in headers.get("content-disposition", "")
+    assert srv.request("GET", "/download/voice.onnx", token=None)[0] == 401
+    config = json.loads((voice / "voice.onnx.json").read_bytes())
+    assert config["audio"]["sample_rate"] == 16000 and config["phoneme_id_map"], config.keys()
+    assert (voice / "voice.onnx").stat().st_size > 100_000
 
 
 def test_serve_cli_help_names_the_documented_options():
