@@ -208,9 +208,9 @@ def transcription_gpus():
 
 
 def transcription_mem_mb(wildcards, input):
-    """Model + one block of the stem at 16 kHz float32 (+ WhisperX's torch)."""
+    """Per decoding process: model + one block of the stem at 16 kHz float32 (+ WhisperX's torch)."""
     base = 6000 if transcription_env() == "whisperx" else 1500
-    return base + 600
+    return (base + 600) * config["transcription"]["decode_workers"]
 
 
 def transcription_runtime(wildcards, input):
@@ -237,6 +237,7 @@ TRANSCRIBE_KEYS = (
     "batch_size",
     "beam_size",
     "decode",
+    "decode_workers",
     "window_s",
     "condition_on_previous_text",
     "seed",

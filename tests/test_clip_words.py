@@ -86,3 +86,16 @@ def test_clip_record_text_times_and_confidence():
     assert rec["no_speech_prob"] is None
     assert clip_record([], 0.0, 1.0)["text"] == "" and clip_record([], 0.0, 1.0)["avg_logprob"] is None
     assert compression_ratio("") == 0.0 and compression_ratio("ha " * 50) > 2.4
+
+
+def test_parts_are_contiguous_balanced_and_never_empty():
+    from workflow_scripts.decode_pool import split_parts
+
+    windows = plan_windows([(10.0 * i, 10.0 * i + 8) for i in range(30)])
+    for n in (1, 2, 3, 7):
+        parts = split_parts(windows, n)
+        assert len(parts) == min(n, len(windows)) and all(parts)
+        assert [w for p in parts for w in p] == windows
+        lengths = [sum(w.end - w.start for w in p) for p in parts]
+        assert max(lengths) - min(lengths) <= 2 * max(w.end - w.start for w in windows)
+    assert split_parts(windows[:2], 4) == [[windows[0]], [windows[1]]]

@@ -28,6 +28,7 @@ then force-aligned with a wav2vec2 model, see workflow_scripts/whisper_loading.p
 """
 
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -40,10 +41,11 @@ if "snakemake" in globals():
 import numpy as np
 
 from workflow_scripts.clip_words import assign_words, clip_record, edge_floor_db, edge_overlap
-from workflow_scripts.decode_windows import plan_blocks, plan_windows
+from workflow_scripts.decode_pool import ModelSpec, decode_in_workers, decode_part
+from workflow_scripts.decode_windows import plan_windows
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage
-from workflow_scripts.longform_decode import SAMPLE_RATE, DecodeOptions, decode_block, detect_clip_languages
-from workflow_scripts.whisper_loading import Aligner, load_whisper
+from workflow_scripts.longform_decode import SAMPLE_RATE, DecodeOptions
+from workflow_scripts.whisper_loading import Aligner, load_whisper, resolve_device, resolve_model
 
 # Stem time read, resampled and decoded at once: bounds memory on hours-long recordings.
 BLOCK_S = 600.0
@@ -51,8 +53,8 @@ BLOCK_S = 600.0
 LEAD_S = 0.4
 
 CONFIG_KEYS = ("backend", "model", "language", "device", "compute_type", "batch_size", "beam_size", "decode",
-               "window_s", "condition_on_previous_text", "seed", "whisperx_vad_method", "align_model",
-               "require_alignment")
+               "decode_workers", "window_s", "condition_on_previous_text", "seed", "whisperx_vad_method",
+               "align_model", "require_alignment")
 
 
 def read_clips_table(clips_dir: str | os.PathLike) -> list[dict]:
@@ -101,6 +103,14 @@ def check_config(cfg: dict) -> dict:
     return {k: cfg[k] for k in CONFIG_KEYS}
 
 
+def decode_workers(cfg: dict, device: str) -> int:
+    """Processes for the sequential decoder on a CPU (see workflow_scripts/decode_pool.py);
+    one on a GPU and for the batched decoder, which keep their device busy on their own."""
+    if device != "cpu" or cfg["decode"] != "sequential":
+        return 1
+    return max(1, cfg["decode_workers"])
+
+
 def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, cfg: dict, log, threads: int = 2) -> list[dict]:
     """Records for every clip listed in ``clips_dir/clips.tsv`` (table order)."""
     cfg = check_config(cfg)
@@ -111,27 +121,33 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
     spans = [(row["start_s"], row["end_s"]) for row in rows]
     if any(b <= a for a, b in spans) or any(b[0] < a[1] - 1e-6 for a, b in zip(spans, spans[1:])):
         raise StageError(f"{Path(clips_dir) / 'clips.tsv'}: clip spans must be increasing and must not overlap")
-    model, label, device = load_whisper(cfg["backend"], cfg["model"], cfg["device"], cfg["compute_type"], cfg["language"],
-                                        cfg["whisperx_vad_method"], threads, log)
-    multilingual = bool(model.model.is_multilingual)
-    if not multilingual and cfg["language"] not in (None, "en"):
-        raise StageError(f"transcription.language {cfg['language']!r}: the model is English-only")
+    spec = ModelSpec(cfg["backend"], cfg["model"], cfg["device"], cfg["compute_type"], cfg["language"],
+                     cfg["whisperx_vad_method"], threads)
+    device = resolve_device(cfg["device"], cfg["compute_type"])[0]
+    workers = decode_workers(cfg, device)
+    if workers > 1:  # the job's threads shared out among the worker processes
+        spec = dataclasses.replace(spec, threads=max(1, threads // workers))
+    label = resolve_model(cfg["model"])[1]
     aligner = Aligner(cfg["align_model"], cfg["require_alignment"], device, log) if cfg["backend"] == "whisperx" else None
     opts = DecodeOptions(cfg["decode"], cfg["language"], cfg["beam_size"], cfg["batch_size"],
                          cfg["condition_on_previous_text"], cfg["seed"])
     windows = plan_windows(spans, cfg["window_s"], LEAD_S)
     window_s = sum(w.end - w.start for w in windows)
-    log.info("%d clips (%.1f s) in %d windows (%.1f s of stem), %s decoding with %s, beam %d", len(rows),
-             sum(b - a for a, b in spans), len(windows), window_s, cfg["decode"], cfg["backend"], cfg["beam_size"])
+    log.info("%d clips (%.1f s) in %d windows (%.1f s of stem), %s decoding with %s, beam %d, %d worker%s", len(rows),
+             sum(b - a for a, b in spans), len(windows), window_s, cfg["decode"], cfg["backend"], cfg["beam_size"],
+             workers, "s" if workers > 1 else "")
     progress = Progress(window_s, f"transcribe {Path(clips_dir).parent.name}", log)
     t0 = time.monotonic()
+    if workers > 1:
+        decoded = decode_in_workers(spec, str(stem), windows, spans, opts, workers, BLOCK_S, progress)
+    else:
+        model = load_whisper(*dataclasses.astuple(spec), log)[0]
+        decoded = decode_part(model, str(stem), windows, spans, opts, BLOCK_S, progress.update)
     records: list[dict] = []
-    prompt = None
-    for block in plan_blocks(windows, BLOCK_S):
+    for item in decoded:
+        block, result, languages = item.windows, item.result, item.languages
         offset, end = block[0].start, block[-1].end
         audio = read_stem(stem, offset, end)
-        result = decode_block(model, audio, offset, block, opts, prompt, progress.update)
-        prompt = result.prompt
         timing = "whisper"
         if aligner is not None and result.words:
             aligner.load(cfg["language"] or result.segments[0]["language"])
@@ -140,7 +156,6 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
         ids = [i for w in block for i in w.clips]
         block_spans = [spans[i] for i in ids]
         per_clip, outside = assign_words(result.words, block_spans)
-        languages = detect_clip_languages(model, audio, offset, block_spans) if multilingual else None
         for k, i in enumerate(ids):
             a, b = spans[i]
             rec = clip_record(per_clip[k], a, b)
