@@ -43,6 +43,8 @@ fi
 echo "== per-stage venvs (cached by pin hash)"
 # whisperx first: it is the longest (~15 min), the others build beside it.
 envs=${PVW_ENVS:-"whisperx media spleeter demucs fasterwhisper piper"}
+# the clip scorers (DNSMOS, speaker encoder) are not used by a rule yet: tests and bench only
+if [ "$with_tests" = 1 ] && [ -z "${PVW_ENVS:-}" ]; then envs="$envs scoring"; fi
 "$PY" envs/setup_venvs.py --jobs "${PVW_SETUP_JOBS:-3}" snakemake $envs
 runner=$("$PY" envs/setup_venvs.py --print-path snakemake)
 ln -sfn "$runner" .venv
