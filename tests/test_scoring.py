@@ -11,7 +11,6 @@ at the end need numpy only.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -25,23 +24,13 @@ sys.path.insert(0, str(REPO))
 
 from workflow_scripts import audio_quality as aq  # noqa: E402  (numpy only at import)
 from workflow_scripts import speaker_similarity as spk  # noqa: E402
+from tests.workflow_runner import stage_python, unavailable  # noqa: E402
 
 SNRS = (30, 20, 10, 0)
 
 
-def unavailable(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the scoring tests: {why}")
-    pytest.skip(why)
-
-
 def scoring_python() -> Path:
-    out = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", "scoring"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    py = Path(out) / "bin" / "python"
-    if not (Path(out) / ".pvw-complete").exists() or not py.exists():
-        unavailable("venv scoring not built (python3 envs/setup_venvs.py scoring)")
-    return py
+    return stage_python("scoring")
 
 
 def run_stage(py: Path, clips: Path, out: Path, *extra: str) -> tuple[list[dict], np.ndarray, str]:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import speech_fixtures as sfx  # noqa: E402
+from workflow_runner import stage_python  # noqa: E402
 from workflow_scripts import quality_gate as qg  # noqa: E402
 
 # tiny.en int8, beam 5, on the 11 prompts laid into one stem.
@@ -29,12 +30,7 @@ GATE = {"language": "en"}
 
 
 def venv_python(name: str) -> Path:
-    out = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", name],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    py = Path(out) / "bin" / "python"
-    if not (Path(out) / ".pvw-complete").exists() or not py.exists():
-        pytest.skip(f"venv {name} not built (python3 envs/setup_venvs.py {name})")
-    return py
+    return stage_python(name)
 
 
 def run_transcription(py: Path, clips: Path, out: Path, cfg: dict, timeout: int = 600) -> tuple[list[dict], str, float]:

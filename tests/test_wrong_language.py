@@ -13,7 +13,6 @@ environment variable CI is set.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import multilingual_model as mm  # noqa: E402
 import speech_fixtures as sfx  # noqa: E402
+from workflow_runner import stage_python, unavailable  # noqa: E402
 from workflow_scripts import quality_gate as qg  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -41,19 +41,8 @@ GERMAN = "Ich möchte bitte ein Glas Wasser und ein Brötchen."
 GATE = {"language": "en"}
 
 
-def unavailable(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the wrong-language test: {why}")
-    pytest.skip(why)
-
-
 def fasterwhisper_python() -> Path:
-    out = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", "fasterwhisper"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    py = Path(out) / "bin" / "python"
-    if not (Path(out) / ".pvw-complete").exists() or not py.exists():
-        unavailable("venv fasterwhisper not built (python3 envs/setup_venvs.py fasterwhisper)")
-    return py
+    return stage_python("fasterwhisper")
 
 
 def spoken(text: str, voice: str) -> np.ndarray:

@@ -15,6 +15,25 @@ REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def unavailable(why: str):
+    """Skip a test whose environment is missing, but fail under CI, which must run it."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this test: {why}")
+    pytest.skip(why)
+
+
+def stage_python(name: str) -> Path:
+    """The python of the stage venv ``name`` (envs/NAME.yaml), or skip/fail when it is not built."""
+    out = subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "--print-path", name],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    py = Path(out) / "bin" / "python"
+    if not (Path(out) / ".pvw-complete").exists() or not py.exists():
+        unavailable(f"venv {name} not built (python3 envs/setup_venvs.py {name})")
+    return py
+
+
 def example_media(n_prompts: int = 12, n_recordings: int = 2) -> Path:
     """Small real-speech recordings (mp3, mp4) built once and cached between test runs."""
     from workflow_scripts.example_data import build, cache_root
