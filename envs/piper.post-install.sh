@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build piper.train's monotonic-alignment extension inside $VENV (STACK.md breakage 1).
+# Build piper.train's monotonic-alignment extension inside $VENV (piper-tts 1.8.0's wheel lacks it).
 #
 # Why: piper.train.vits.monotonic_align imports `.monotonic_align.core.maximum_path_c`, a Cython
 # extension, but neither the piper-tts 1.8.0 wheel nor its sdist ships the compiled module or

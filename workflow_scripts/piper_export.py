@@ -3,7 +3,7 @@
 Rule ``export_voice``: checkpoint -> ``{root}/voice/voice.onnx`` + ``voice.onnx.json``.
 The ONNX graph comes from piper's own ``piper.train.export_onnx``, run through
 ``workflow_scripts.piper_train export`` which selects torch's legacy exporter
-(``dynamo=False``; STACK.md breakage 3: torch >= 2.9's default exporter needs ``onnxscript``).
+(``dynamo=False``: torch >= 2.9's default exporter needs ``onnxscript``).
 The JSON is built with piper's ``PiperConfig`` from the checkpoint's hyper-parameters and the
 training espeak voice, then checked the way the ``piper`` runtime reads it.
 

@@ -11,7 +11,7 @@ Training itself is piper's own CLI (``python -m piper.train fit ...``, a Lightni
 a subprocess through :func:`launch` (``python -m workflow_scripts.piper_train launch ...``),
 which only adjusts piper's callback list before handing over to ``piper.train.__main__.main``:
 
-* STACK.md breakage 2: piper always adds ``ModelCheckpoint(monitor="val_mos")``. ``val_mos``
+* piper always adds ``ModelCheckpoint(monitor="val_mos")``. ``val_mos``
   is only logged when the UTMOS predictor can be downloaded from torch hub; offline it never
   is and Lightning raises at the end of epoch 0 ("could not find the monitored key"), even
   with ``--model.mos_metric none``. LightningCLI always appends ``trainer_defaults``
@@ -47,7 +47,7 @@ REPO = (Path(snakemake.scriptdir).resolve().parent if "snakemake" in globals()  
 # --- quality presets ---------------------------------------------------------------------
 # Piper's quality levels: x_low/low at 16 kHz, medium/high at 22.05 kHz; x_low uses narrow
 # text-encoder/flow layers, high a larger HiFi-GAN decoder (resblock 1, 512 channels).
-# "reduced" is a tiny model for tests and benchmarks (STACK.md: ~1 min/epoch on 20 clips).
+# "reduced" is a tiny model for tests and benchmarks (~1 min/epoch on 20 clips on 2 CPU cores).
 _HIGH_DECODER = {
     "resblock": "1",
     "resblock_kernel_sizes": [3, 7, 11],
@@ -73,8 +73,8 @@ PRESETS: dict[str, dict] = {
         },
     },
 }
-# Rough peak resident memory on CPU (MB) for batch size 4 of ~3 s clips (STACK.md, measured:
-# default 4.3 GB, reduced 3.2 GB) and the extra per batch item; used for `mem_mb` and the
+# Rough peak resident memory on CPU (MB) for batch size 4 of ~3 s clips (measured on
+# 2 CPU cores: default 4.3 GB, reduced 3.2 GB) and the extra per batch item; used for `mem_mb` and the
 # preflight estimate. GPU memory scales similarly.
 _MEM_BASE_MB = {"x_low": 2600, "low": 3000, "medium": 3200, "high": 4200, "reduced": 2600}
 _MEM_PER_ITEM_MB = {"x_low": 120, "low": 250, "medium": 280, "high": 400, "reduced": 150}
