@@ -190,6 +190,28 @@ def audio_job_runtime(wildcards, input):
     return int(10 + _input_mb(input, "vocals") * 23 / 60 / 20)
 
 
+# --- segmentation and clips ---------------------------------------------------------------
+def stage_params(section, params_class):
+    """The keys of ``config[section]`` that the stage's parameter dataclass reads: exactly
+    what its job depends on (each param is a rerun trigger)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(params_class)}
+    return {k: v for k, v in config[section].items() if k in names}
+
+
+def segmentation_params():
+    from workflow_scripts.segmentation import SegmentParams
+
+    return stage_params("segmentation", SegmentParams)
+
+
+def preprocess_params():
+    from workflow_scripts.preprocess import PreprocessParams
+
+    return stage_params("preprocess", PreprocessParams)
+
+
 # --- transcription ------------------------------------------------------------------------
 def transcription_env():
     """The env family of the configured backend (whisperx pulls torch: ~7.6 GB)."""

@@ -17,7 +17,7 @@ rule segment:
         mem_mb=audio_job_mem_mb,
         runtime=audio_job_runtime,
     params:
-        cfg=config["segmentation"],
+        cfg=segmentation_params(),
         max_clip_s=config["preprocess"]["max_clip_s"],
     script:
         "../workflow_scripts/segmentation.py"
@@ -43,7 +43,7 @@ rule preprocess_clips:
         mem_mb=audio_job_mem_mb,
         runtime=audio_job_runtime,
     params:
-        cfg=config["preprocess"],
+        cfg=preprocess_params(),
         max_clip_s=config["preprocess"]["max_clip_s"],
         sample_rate=config["sample_rate"],
     script:
