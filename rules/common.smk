@@ -263,7 +263,6 @@ TRANSCRIBE_KEYS = (
     "window_s",
     "condition_on_previous_text",
     "seed",
-    "whisperx_vad_method",
     "align_model",
     "require_alignment",
 )

@@ -17,21 +17,19 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from workflow_scripts.clip_words import edge_floor_db
 from workflow_scripts.decode_windows import Window, plan_blocks
 from workflow_scripts.io_utils import StageError
-from workflow_scripts.longform_decode import BlockResult, DecodeOptions, decode_block, detect_clip_languages
+from workflow_scripts.longform_decode import SAMPLE_RATE, BlockResult, DecodeOptions, decode_block, detect_clip_languages
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What a worker needs to load the model (whisper_loading.load_whisper's arguments)."""
 
-    backend: str
     model: str
     device: str
     compute_type: str
-    language: str | None
-    vad_method: str
     threads: int
 
 
@@ -40,6 +38,7 @@ class DecodedBlock:
     windows: list[Window]
     result: BlockResult
     languages: list[tuple[str, float]] | None  # per clip of the block, multilingual models only
+    edge_floor_db: list[list[float]]  # per clip of the block (clip_words.edge_floor_db), from the audio decoded
 
 
 def split_parts(windows: list[Window], parts: int) -> list[list[Window]]:
@@ -73,7 +72,8 @@ def decode_part(model, stem: str, part: list[Window], spans: list[tuple[float, f
         prompt = result.prompt
         clip_spans = [spans[i] for w in block for i in w.clips]
         languages = detect_clip_languages(model, audio, offset, clip_spans) if multilingual else None
-        out.append(DecodedBlock(block, result, languages))
+        edges = [edge_floor_db(audio, SAMPLE_RATE, offset, a, b) for a, b in clip_spans]
+        out.append(DecodedBlock(block, result, languages, edges))
     return out
 
 
@@ -85,8 +85,8 @@ def _init_worker(spec: ModelSpec, done) -> None:
 
     from workflow_scripts.whisper_loading import load_whisper
 
-    _WORKER["model"] = load_whisper(spec.backend, spec.model, spec.device, spec.compute_type, spec.language,
-                                    spec.vad_method, spec.threads, logging.getLogger("pvw.worker"))[0]
+    _WORKER["model"] = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads,
+                                    logging.getLogger("pvw.worker"))[0]
     _WORKER["done"] = done
 
 

@@ -23,8 +23,8 @@ language (probability null). ``word_timestamps``: ``whisper`` (cross-attention D
 ``wav2vec2:<model>`` (WhisperX forced alignment, ``backend: whisperx``).
 
 Backends (``transcription.backend``): ``faster-whisper`` (CTranslate2, no torch) and
-``whisperx`` (the model loaded through ``whisperx.load_model``, decoded the same way, words
-then force-aligned with a wav2vec2 model, see workflow_scripts/whisper_loading.py).
+``whisperx`` (decoded the same way, its words then force-aligned with WhisperX's wav2vec2
+aligner, see workflow_scripts/whisper_loading.py).
 """
 
 import csv
@@ -40,7 +40,7 @@ if "snakemake" in globals():
 
 import numpy as np
 
-from workflow_scripts.clip_words import assign_words, clip_record, edge_floor_db, edge_overlap
+from workflow_scripts.clip_words import assign_words, clip_record, edge_overlap
 from workflow_scripts.decode_pool import ModelSpec, decode_in_workers, decode_part
 from workflow_scripts.decode_windows import plan_windows
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage
@@ -53,8 +53,8 @@ BLOCK_S = 600.0
 LEAD_S = 0.4
 
 CONFIG_KEYS = ("backend", "model", "language", "device", "compute_type", "batch_size", "beam_size", "decode",
-               "decode_workers", "window_s", "condition_on_previous_text", "seed", "whisperx_vad_method",
-               "align_model", "require_alignment")
+               "decode_workers", "window_s", "condition_on_previous_text", "seed", "align_model",
+               "require_alignment")
 
 
 def read_clips_table(clips_dir: str | os.PathLike) -> list[dict]:
@@ -121,8 +121,7 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
     spans = [(row["start_s"], row["end_s"]) for row in rows]
     if any(b <= a for a, b in spans) or any(b[0] < a[1] - 1e-6 for a, b in zip(spans, spans[1:])):
         raise StageError(f"{Path(clips_dir) / 'clips.tsv'}: clip spans must be increasing and must not overlap")
-    spec = ModelSpec(cfg["backend"], cfg["model"], cfg["device"], cfg["compute_type"], cfg["language"],
-                     cfg["whisperx_vad_method"], threads)
+    spec = ModelSpec(cfg["model"], cfg["device"], cfg["compute_type"], threads)
     device = resolve_device(cfg["device"], cfg["compute_type"])[0]
     workers = decode_workers(cfg, device)
     if workers > 1:  # the job's threads shared out among the worker processes
@@ -147,11 +146,10 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
     for item in decoded:
         block, result, languages = item.windows, item.result, item.languages
         offset, end = block[0].start, block[-1].end
-        audio = read_stem(stem, offset, end)
         timing = "whisper"
-        if aligner is not None and result.words:
+        if aligner is not None and result.words:  # WhisperX: the aligner needs this block's audio again
             aligner.load(cfg["language"] or result.segments[0]["language"])
-            if aligner.retime(result.segments, result.words, audio, offset):
+            if aligner.retime(result.segments, result.words, read_stem(stem, offset, end), offset):
                 timing = aligner.label
         ids = [i for w in block for i in w.clips]
         block_spans = [spans[i] for i in ids]
@@ -169,7 +167,7 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
                 "duration_s": round(duration if isinstance(duration, float) else b - a, 3),
                 "backend": cfg["backend"], "model": label, "word_timestamps": timing, "decoding": cfg["decode"],
                 "edge_overlap_s": [edge_overlap(result.words, a), edge_overlap(result.words, b)],
-                "edge_floor_db": edge_floor_db(audio, SAMPLE_RATE, offset, a, b),
+                "edge_floor_db": item.edge_floor_db[k],
             })
         if outside:
             log.info("%d words fall between clips (speech outside every clip) in %.0f-%.0f s", len(outside), offset, end)

