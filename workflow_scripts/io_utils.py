@@ -136,6 +136,18 @@ def run_stage(snakemake, fn: Callable[..., None]) -> None:
         sys.exit(1)
 
 
+def run_cli(fn: Callable[..., None], log_path: str | None) -> int:
+    """Entry point helper for a stage's command line (tests, benchmarks): ``fn(log)`` does
+    the work; a StageError becomes one ERROR line and exit status 1."""
+    log = setup_logging(log_path)
+    try:
+        fn(log)
+    except StageError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """One JSON object per non-empty line; a bad line is a StageError naming file and line."""
     import json

@@ -149,7 +149,7 @@ def main(snakemake, log) -> None:
 def cli(argv: list[str] | None = None) -> int:
     import argparse
 
-    from workflow_scripts.io_utils import setup_logging
+    from workflow_scripts.io_utils import run_cli
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clips_dir")
@@ -160,15 +160,13 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-windows", type=int, default=None)
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
-    log = setup_logging(args.log)
-    try:
+
+    def work(log) -> None:
         records, embs = score_recording(args.clips_dir, log, args.threads,
                                         {"device": args.device, "max_windows": args.max_windows})
         write_outputs(records, embs, args.scores, args.embeddings)
-    except StageError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+
+    return run_cli(work, args.log)
 
 
 if "snakemake" in globals():

@@ -198,7 +198,7 @@ def cli(argv: list[str] | None = None) -> int:
     """
     import argparse
 
-    from workflow_scripts.io_utils import setup_logging
+    from workflow_scripts.io_utils import run_cli
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stem")
@@ -208,13 +208,11 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
-    log = setup_logging(args.log)
-    try:
+
+    def work(log) -> None:
         write_jsonl(transcribe_recording(args.stem, args.clips_dir, json.loads(args.cfg), log, args.threads), args.out)
-    except StageError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+
+    return run_cli(work, args.log)
 
 
 if "snakemake" in globals():
