@@ -78,6 +78,18 @@ def wait_for(fn, timeout=15.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+
+def reject_and_edit(browser, to_reject: str, to_edit: str, text: str) -> None:
+    """On the review page: Reject one clip, Edit another's text and save it."""
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_reject}"] button.reject').click()
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.edit').click()
+    area = browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] textarea.edit-text')
+    area.clear()
+    area.send_keys(text)
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.save').click()
+
 def test_review_page_overrides_round_trip(tmp_path, browser):
     from selenium.webdriver.common.by import By
 
@@ -117,12 +129,7 @@ def test_review_page_overrides_round_trip(tmp_path, browser):
 
     kept = sorted(before)
     to_reject, to_edit = kept[0], kept[1]
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_reject}"] button.reject').click()
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.edit').click()
-    area = browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] textarea.edit-text')
-    area.clear()
-    area.send_keys(EDITED)
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.save').click()
+    reject_and_edit(browser, to_reject, to_edit, EDITED)
     shown = browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] .current').text
     assert shown == EDITED
     browser.find_element(By.ID, "export").click()

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_review_page import EDITED, EDITED_NORMALISED, browser, exported_text, metadata, wait_for  # noqa: F401
+from tests.test_review_page import (  # noqa: F401
+    EDITED, EDITED_NORMALISED, browser, exported_text, metadata, reject_and_edit, wait_for,
+)
 from tests.workflow_runner import REPO, example_media, write_config
 from workflow_scripts.serve import overrides as ov
 from workflow_scripts.serve.progress import Progress, eta_line
@@ -520,12 +522,7 @@ def test_upload_run_review_rerun_in_chromium(tmp_path, served, browser, workspac
     bar = browser.find_element(By.ID, "pvw-live")
     kept = sorted(before)
     to_reject, to_edit = kept[0], kept[1]
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_reject}"] button.reject').click()
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.edit').click()
-    area = browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] textarea.edit-text')
-    area.clear()
-    area.send_keys(EDITED)
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-clip="{to_edit}"] button.save').click()
+    reject_and_edit(browser, to_reject, to_edit, EDITED)
     wait_for(lambda: bar.get_attribute("data-saves") and not bar.get_attribute("data-saving")
              and "saved 2 decisions" in browser.find_element(By.ID, "pvw-saved").text, 20, "the decisions to be saved")
     overrides = wd / "out" / "overrides.tsv"
