@@ -3,6 +3,7 @@
 
     $(python3 envs/setup_venvs.py --print-path piper)/bin/python bench/bench_training.py \
         [--clips 20] [--epochs 2] [--presets reduced,medium] [--out bench/training.json]
+    $(python3 envs/setup_venvs.py --print-path piper)/bin/python bench/bench_training.py --sizes-only
 
 Measures, on a synthetic espeak-ng dataset (20 clips by default, batch 4, CPU):
 
@@ -11,7 +12,13 @@ Measures, on a synthetic espeak-ng dataset (20 clips by default, batch 4, CPU):
 * chunk overhead: ``--epochs`` epochs as that many 1-epoch chunks (each a fresh process that
   reloads the previous checkpoint) vs one uninterrupted run of ``--epochs`` epochs
   (target: <= 10 %);
-* checkpoint sizes (chunk checkpoint, with optimizer states) and the exported ONNX size.
+* checkpoint sizes (the chunk's full state, with optimizer states, and its generator-only
+  weights file) and the ONNX exported from the weights file.
+
+``--sizes-only`` trains nothing: it builds every preset's model from piper's code, takes one
+AdamW step on both optimizers (their moment buffers then exist, as after any training step),
+saves the full state and the weights file as a chunk does and prints their sizes: the
+figures behind ``piper_train.CHECKPOINT_MB``.
 """
 import argparse
 import json
@@ -28,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from workflow_scripts.piper_dataset import build_dataset  # noqa: E402
 from workflow_scripts.piper_export import export_voice  # noqa: E402
-from workflow_scripts.piper_train import train_chunk  # noqa: E402
+from workflow_scripts.piper_train import PRESETS, generator_weights, train_chunk  # noqa: E402
 
 SENTENCES = [
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
@@ -73,6 +80,32 @@ def prepare(root: Path, cfg: dict, log) -> tuple[str, str]:
     return str(piper / "dataset.csv"), str(piper / "wavs")
 
 
+def built_checkpoint_sizes(preset: str, tmp: Path) -> dict:
+    """MB of a full state and of the weights file for ``preset``, from piper's model code."""
+    import torch
+    from piper.train.vits.lightning import VitsModel
+
+    p = PRESETS[preset]
+    model = VitsModel(sample_rate=p["sample_rate"], mos_metric="none", **p["model"])
+    optimizers, schedulers = model.configure_optimizers()
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for param in group["params"]:
+                param.grad = torch.zeros_like(param)
+        opt.step()
+    state = {"epoch": 1, "global_step": 1, "pytorch-lightning_version": "2",
+             "state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+             "optimizer_states": [o.state_dict() for o in optimizers],
+             "lr_schedulers": [s.state_dict() for s in schedulers],
+             "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": 1}}}}}
+    full, weights = tmp / f"{preset}.ckpt", tmp / f"{preset}.weights.ckpt"
+    torch.save(state, full)
+    torch.save(generator_weights(state), weights)
+    params = {name: sum(t.numel() for t in getattr(model, name).parameters()) for name in ("model_g", "model_d")}
+    return {"state_mb": round(full.stat().st_size / 1e6, 1), "weights_mb": round(weights.stat().st_size / 1e6, 1),
+            "generator_params": params["model_g"], "discriminator_params": params["model_d"]}
+
+
 def epoch_times(log_file: Path) -> list[float]:
     out = []
     for line in log_file.read_text().splitlines():
@@ -89,12 +122,21 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--sizes-only", action="store_true", help="only the checkpoint sizes of every preset, built "
+                    "from piper's model code (no training)")
     ap.add_argument("--out", default="")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = ap.parse_args()
 
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="pvw-bench-train-"))
+    if args.sizes_only:
+        try:
+            sizes = {preset: built_checkpoint_sizes(preset, tmp) for preset in PRESETS}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(json.dumps({"checkpoint_sizes": sizes}, indent=2))
+        return 0
     results: dict = {"clips": args.clips, "batch_size": args.batch, "threads": args.threads, "presets": {}}
     try:
         make_dataset(tmp / "data", args.clips)
@@ -108,16 +150,17 @@ def main() -> int:
             log.setLevel(logging.INFO)
             csv, wavs = prepare(root, cfg, log)
             t0 = time.monotonic()
-            info = train_chunk(0, cfg, csv, wavs, str(root / "checkpoints" / "chunk_0.ckpt"), None, args.threads, log)
+            info = train_chunk(0, cfg, csv, wavs, str(root / "checkpoints" / "chunk_0.ckpt"),
+                               str(root / "checkpoints" / "chunk_0.weights.ckpt"), None, args.threads, log)
             wall = time.monotonic() - t0
             ep = epoch_times(log_file)
             t1 = time.monotonic()
-            export_voice(root / "checkpoints" / "chunk_0.ckpt", root / "voice" / "voice.onnx",
+            export_voice(root / "checkpoints" / "chunk_0.weights.ckpt", root / "voice" / "voice.onnx",
                          root / "voice" / "voice.onnx.json", "en-us", preset, "bench", args.threads, log)
             results["presets"][preset] = {
                 "chunk_wall_s": round(wall, 1), "epoch_s": ep[0] if ep else None,
                 "startup_and_save_s": round(wall - (ep[0] if ep else 0), 1),
-                "checkpoint_mb": info["checkpoint_mb"],
+                "state_mb": info["state_mb"], "weights_mb": info["weights_mb"],
                 "onnx_mb": round((root / "voice" / "voice.onnx").stat().st_size / 1e6, 1),
                 "export_s": round(time.monotonic() - t1, 1),
             }
@@ -134,7 +177,7 @@ def main() -> int:
             t0, prev = time.monotonic(), None
             for n in range(args.epochs):
                 out = root / "checkpoints" / f"chunk_{n}.ckpt"
-                train_chunk(n, cfg, csv, wavs, str(out), prev, args.threads, log)
+                train_chunk(n, cfg, csv, wavs, str(out), str(out.with_suffix(".weights.ckpt")), prev, args.threads, log)
                 prev = str(out)
             chunked = time.monotonic() - t0
             # uninterrupted: one chunk of --epochs epochs
@@ -143,7 +186,7 @@ def main() -> int:
             csv, wavs = prepare(root, cfg, log)
             t0 = time.monotonic()
             train_chunk(0, {**cfg, "checkpoint_every": args.epochs}, csv, wavs, str(root / "checkpoints" / "all.ckpt"),
-                        None, args.threads, log)
+                        str(root / "checkpoints" / "all.weights.ckpt"), None, args.threads, log)
             single = time.monotonic() - t0
             results["overhead"] = {"preset": preset, "epochs": args.epochs, "chunked_s": round(chunked, 1),
                                    "single_s": round(single, 1),

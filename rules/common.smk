@@ -361,7 +361,3 @@ def report_limits():
         "target_lufs": config["preprocess"]["target_lufs"],
     }
 
-
-def all_checkpoints():
-    """Every training chunk's checkpoint (the report plots their logged losses)."""
-    return [checkpoint_path(n) for n in range(n_chunks())]

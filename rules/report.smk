@@ -119,7 +119,8 @@ rule review_page:
 rule report_training:
     """Loss curves and time per epoch of the training chunks, for the report."""
     input:
-        checkpoints=all_checkpoints(),
+        # every chunk's weights file: the one per-chunk output kept (full states are pruned)
+        weights=all_chunk_weights(),
     output:
         png=report(
             report_path("training.png"),

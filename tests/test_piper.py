@@ -1,4 +1,5 @@
-"""Piper stage: dataset + preflight, chunked training (kill + resume), warm start, export, smoke test.
+"""Piper stage: dataset + preflight, chunked training (kill + resume, bounded checkpoint disk),
+warm start, export from per-chunk weights, smoke test.
 
 Unit tests run in the test env. The training tests run piper in its own venv
 (`python3 envs/setup_venvs.py piper`) through Snakemake with `--sdm env-modules`, on a tiny
@@ -165,6 +166,29 @@ def snakemake_cmd(workdir: Path, *targets: str) -> list[str]:
             "--sdm", "env-modules", "--printshellcmds", *targets]
 
 
+def pending(workdir: Path) -> dict[str, int]:
+    """Rule -> job count of the mini workflow's dry run (empty: nothing to be done)."""
+    proc = subprocess.run(snakemake_cmd(workdir, "-n"), capture_output=True, text=True, timeout=300, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "Job stats:" not in proc.stdout:
+        return {}
+    rows = proc.stdout.split("Job stats:", 1)[1].splitlines()[3:]
+    counts = {}
+    for row in rows:
+        parts = row.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def set_epochs(workdir: Path, epochs: int) -> None:
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["training"]["epochs"] = epochs
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
 def run_workflow(workdir: Path, *targets: str, timeout: int = 900) -> subprocess.CompletedProcess:
     # The piper venv's module must exist: setup_venvs writes .modules/pvw/piper on reuse.
     subprocess.run([sys.executable, str(REPO / "envs" / "setup_venvs.py"), "piper"], check=True,
@@ -188,6 +212,50 @@ def test_presets_and_epoch_targets():
     with pytest.raises(StageError, match="unknown preset"):
         pt.preset("ultra")
     assert pt.estimate_memory_mb("medium", 16) > pt.estimate_memory_mb("reduced", 4)
+
+
+def test_checkpoint_disk_estimate():
+    # medium, 200 epochs in chunks of 10 (the defaults): 20 chunks
+    d = pt.estimate_disk_mb("medium", pt.n_chunks(200, 10))
+    assert d["chunks"] == 20 and d["kept_states"] == pt.KEPT_STATES == 2
+    sizes = pt.CHECKPOINT_MB["medium"]
+    assert d["total_mb"] == round(2 * sizes["state"] + 20 * sizes["weights"])
+    assert d["without_pruning_mb"] == round(20 * sizes["state"]) > 4 * d["total_mb"]
+    assert set(pt.CHECKPOINT_MB) == set(pt.PRESETS)
+    assert all(0 < s["weights"] < s["state"] / 4 for s in pt.CHECKPOINT_MB.values())
+    assert pt.estimate_disk_mb("reduced", 1)["kept_states"] == 1  # one chunk: one state
+    # an hour of clips at 22.05 kHz: ~950 MB of piper's float32 audio + spectrogram cache
+    assert 900 < pt.estimate_disk_mb("medium", 20, 3600.0)["cache_mb"] < 1000
+    assert pt.n_chunks(25, 10) == 3 and pt.n_chunks(1, 10) == 1
+    assert "GB for 200 epochs of preset medium" in pt.disk_message("medium", 200, 10)
+    with pytest.raises(StageError, match="unknown preset"):
+        pt.estimate_disk_mb("ultra", 1)
+
+
+def test_prune_keeps_the_newest_chunks_states_and_every_weights_file(tmp_path):
+    log = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None)
+    for k in range(4):
+        (tmp_path / f"chunk_{k}.ckpt").write_bytes(b"s" * 1000)
+        (tmp_path / f"chunk_{k}.weights.ckpt").write_bytes(b"w")
+    (tmp_path / "chunk_0.weights.ckpt").unlink()  # a state without weights is that chunk's only copy
+    leftover = tmp_path / "work" / "chunk_1" / "ckpt" / "last.ckpt"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"l" * 1000)
+    # chunk 3 starts: chunk 2's state is its input, chunk 1's goes
+    assert pt.prune_superseded_states(tmp_path, 3, log) == pytest.approx(0.002)
+    assert sorted(p.name for p in tmp_path.glob("chunk_*.ckpt")) == [
+        "chunk_0.ckpt", "chunk_1.weights.ckpt", "chunk_2.ckpt", "chunk_2.weights.ckpt", "chunk_3.ckpt",
+        "chunk_3.weights.ckpt"]
+    assert not leftover.exists()
+    assert pt.prune_superseded_states(tmp_path, 1, log) == 0  # chunk 1 needs chunk 0: nothing goes
+
+
+def test_training_plan_paths():
+    plan = pt.TrainingPlan(training_config(epochs=3), lambda name: f"out/{name}")
+    assert plan.all_weights() == [f"out/checkpoints/chunk_{n}.weights.ckpt" for n in range(3)]
+    assert plan.final_weights() == "out/checkpoints/chunk_2.weights.ckpt"
+    assert plan.previous_state(SimpleNamespace(n="2")) == {"previous": "out/checkpoints/chunk_1.ckpt"}
+    assert plan.previous_state(SimpleNamespace(n="0")) == {}
 
 
 def test_fit_config_and_command(tmp_path):
@@ -247,6 +315,14 @@ def test_rule_file_has_contract_fields():
 
 
 # --- integration: piper venv ----------------------------------------------------------------
+def _checkpoint_contents(py: str, path: Path) -> dict:
+    """Top-level keys and parameter-name prefixes of a checkpoint (read in the piper venv)."""
+    code = ("import json, sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False)\n"
+            "print(json.dumps({'keys': sorted(c), 'prefixes': sorted({k.split('.')[0] for k in c['state_dict']})}))")
+    out = subprocess.run([py, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def _checkpoint_epochs(py: str, path: Path) -> int:
     code = "import sys; from workflow_scripts.piper_train import checkpoint_epochs as c; print(c(sys.argv[1]))"
     out = subprocess.run([py, "-c", code, str(path)], capture_output=True, text=True, check=True, cwd=REPO,
@@ -292,8 +368,15 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     info = sf.info(str(out / "piper" / "wavs" / "rec_00001.wav"))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
 
+    pre_disk = pre["disk"]  # stated before any training: 2 chunks, each state kept
+    assert (pre_disk["epochs"], pre_disk["chunks"], pre_disk["kept_states"]) == (2, 2, 2)
+    assert pre_disk["total_mb"] == round(2 * pt.CHECKPOINT_MB["reduced"]["state"] + 2 * pt.CHECKPOINT_MB["reduced"]["weights"]
+                                         + pre_disk["cache_mb"])
+    assert 5 < pre_disk["cache_mb"] < 20  # 20 short clips (measured: 11 MB)
+    assert "checkpoints/ needs" in (out / "piper" / "preflight.md").read_text()
+
     # 2. chunk 0, then kill the run during chunk 1 (before its epoch ends)
-    run_workflow(wd, "out/checkpoints/chunk_0.ckpt")
+    run_workflow(wd, "out/checkpoints/chunk_0.weights.ckpt")
     c0 = out / "checkpoints" / "chunk_0.ckpt"
     assert _checkpoint_epochs(py, c0) == 1
     c0_stat = c0.stat()
@@ -311,6 +394,7 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     proc.wait()
     _kill_leftovers(str(wd))
     assert not (out / "checkpoints" / "chunk_1.ckpt").exists()
+    assert not (out / "checkpoints" / "chunk_1.weights.ckpt").exists()
     assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns and c0.stat().st_size == c0_stat.st_size
 
     # 3. rerun: resumes from chunk 0's checkpoint, then exports and smoke-tests the voice
@@ -326,19 +410,48 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     assert metrics and "loss_g" in metrics[0].read_text().splitlines()[0]
     voice = json.loads((out / "voice" / "voice.onnx.json").read_text())
     assert voice["audio"]["sample_rate"] == 16000 and voice["espeak"]["voice"] == "en-us"
-    assert voice["training"]["epochs"] == 2
+    assert voice["training"]["epochs"] == 2 and voice["training"]["checkpoint"] == "chunk_1.weights.ckpt"
+    # the weights file: generator only, no optimizer/discriminator, a fraction of the state
+    w1 = out / "checkpoints" / "chunk_1.weights.ckpt"
+    contents = _checkpoint_contents(py, w1)
+    assert contents["prefixes"] == ["model_g"] and "optimizer_states" not in contents["keys"]
+    assert _checkpoint_epochs(py, w1) == 2
+    state_mb, weights_mb = c0.stat().st_size / 1e6, w1.stat().st_size / 1e6
+    assert weights_mb < state_mb / 10
+    assert abs(state_mb - pt.CHECKPOINT_MB["reduced"]["state"]) < 5  # the documented constants
+    assert abs(weights_mb - pt.CHECKPOINT_MB["reduced"]["weights"]) < 1
+    assert pending(wd) == {}  # a complete run plans nothing
     smoke = json.loads((out / "voice" / "smoke_test.json").read_text())
     assert smoke["ok"] and len(smoke["sentences"]) == 2 and all(s["seconds"] > 0.2 for s in smoke["sentences"])
     info = sf.info(str(out / "voice" / "smoke_test.wav"))
     assert info.samplerate == 16000 and info.frames > 0.4 * 16000
 
-    # 4. warm start (fine-tuning) from a local checkpoint in a fresh workflow
+    # 4. more epochs: only the new chunk (on top of chunk 1's state) and the voice; once it ran,
+    # chunk 0's state is gone, the newest two states and every chunk's weights stay
+    set_epochs(wd, 3)
+    assert pending(wd) == {"train_chunk": 1, "export_voice": 1, "smoke_test": 1, "all": 1}
+    weights_before = {n: (out / "checkpoints" / f"chunk_{n}.weights.ckpt").stat().st_mtime_ns for n in (0, 1)}
+    run_workflow(wd)
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("chunk_*.ckpt")) == [
+        "chunk_0.weights.ckpt", "chunk_1.ckpt", "chunk_1.weights.ckpt", "chunk_2.ckpt", "chunk_2.weights.ckpt"]
+    assert {n: (ckpts / f"chunk_{n}.weights.ckpt").stat().st_mtime_ns for n in (0, 1)} == weights_before
+    assert "deleted superseded full state" in (out / "logs" / "train_chunk" / "chunk_2.log").read_text()
+    assert json.loads((out / "voice" / "voice.onnx.json").read_text())["training"]["epochs"] == 3
+    assert pending(wd) == {}
+    # a kill -9 after chunk 2 wrote its files but before Snakemake recorded it: the rerun
+    # (which first removes the unrecorded outputs) needs only chunk 1's state, still here
+    for name in ("chunk_2.ckpt", "chunk_2.weights.ckpt"):
+        (ckpts / name).unlink()
+    assert pending(wd) == {"train_chunk": 1, "export_voice": 1, "smoke_test": 1, "all": 1}
+
+    # 5. warm start (fine-tuning) from a local checkpoint in a fresh workflow
     base = tmp_path / "base.ckpt"
     shutil.copyfile(out / "checkpoints" / "chunk_1.ckpt", base)
     wd2 = tmp_path / "wf2"
     wd2.mkdir()
     out2 = make_workdir(wd2, epochs=1, base_checkpoint=str(base))
-    run_workflow(wd2, "out/checkpoints/chunk_0.ckpt")
+    run_workflow(wd2, "out/checkpoints/chunk_0.weights.ckpt")
     text = (out2 / "logs" / "train_chunk" / "chunk_0.log").read_text()
     assert f"warm start {base}" in text and "[warmstart] Copied" in text
     assert _checkpoint_epochs(py, out2 / "checkpoints" / "chunk_0.ckpt") == 1  # fresh epoch counter

@@ -11,8 +11,8 @@ def test_history_and_figure(tmp_path):
         (work / "csv" / "attempt_1").mkdir(parents=True)
         (work / "chunk.json").write_text(json.dumps({"chunk": n, "seconds_per_epoch": spe}))
         (work / "csv" / "attempt_1" / "metrics.csv").write_text(f"epoch,step,val_loss,val_mel\n{n},9,{loss},1.5\n")
-        (ck / f"chunk_{n}.ckpt").write_bytes(b"x")
-    ckpts = [str(ck / "chunk_0.ckpt"), str(ck / "chunk_1.ckpt")]
+        (ck / f"chunk_{n}.weights.ckpt").write_bytes(b"x")
+    ckpts = [str(ck / "chunk_0.weights.ckpt"), str(ck / "chunk_1.weights.ckpt")]
     curves, timing = training_history(ckpts)
     assert curves["val_loss"] == [(0, 80.0), (1, 60.0)]
     assert timing == [(0, 70.0), (1, 60.0)]

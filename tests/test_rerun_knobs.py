@@ -141,8 +141,8 @@ def trained(done):
         logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((done / "out" / "logs").rglob("*.log"))
                          if "train" in str(p) or "piper" in str(p) or "export" in str(p))
         raise AssertionError(f"training run failed:\n{proc.stderr[-4000:]}\n{logs}")
-    assert sorted(p.name for p in (done / "out" / "checkpoints").glob("chunk_*.ckpt")) == ["chunk_0.ckpt",
-                                                                                          "chunk_1.ckpt"]
+    assert sorted(p.name for p in (done / "out" / "checkpoints").glob("chunk_*.ckpt")) == [
+        "chunk_0.ckpt", "chunk_0.weights.ckpt", "chunk_1.ckpt", "chunk_1.weights.ckpt"]
     assert pending_jobs(done) == {}
     yield done
     set_config(done, BASE)
@@ -193,7 +193,7 @@ def test_checkpoint_every_change_reruns_every_chunk_and_says_so(trained):
     finally:
         set_config(trained, VOICE)
     assert "WARNING: training.checkpoint_every is 2" in proc.stderr
-    assert "chunk_{0,1}.ckpt were trained with 1 epoch(s) per chunk: every train_chunk job reruns" in proc.stderr
+    assert "chunk_{0,1}.weights.ckpt were trained with 1 epoch(s) per chunk: every train_chunk job reruns" in proc.stderr
     assert "Set checkpoint_every back to 1" in proc.stderr
     # unchanged: no warning
     assert "WARNING: training.checkpoint_every" not in run_snakemake(trained, "-n", check=True).stderr

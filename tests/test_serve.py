@@ -394,7 +394,7 @@ def test_token_guard_traversal_and_training_page(tmp_path, served, browser):
     # training page: chunks present vs planned, download links once the voice exists
     out = wd / "out"
     (out / "checkpoints").mkdir(parents=True)
-    (out / "checkpoints" / "chunk_0.ckpt").write_bytes(b"c" * 2048)
+    (out / "checkpoints" / "chunk_0.weights.ckpt").write_bytes(b"c" * 2048)
     (out / "logs" / "train_chunk").mkdir(parents=True)
     (out / "logs" / "train_chunk" / "chunk_1.log").write_text("2026-12-01 10:00:00 INFO epoch 1 step 8 batch 4: loss_g=31.2\n")
     browser.get(f"{srv.base}/training?token=s3cret-token")

@@ -14,7 +14,10 @@ Outputs (``{root}/piper/``):
 * ``wavs/``: every kept clip as 16-bit mono WAV at the preset's sample rate (hard link when the
   rate already matches, else resampled with soxr).
 * ``preflight.json`` / ``preflight.md``: hours, clips, phoneme coverage, phoneme-id lengths vs
-  ``training.max_phoneme_ids``, clips too long (or too short) for training, a memory estimate.
+  ``training.max_phoneme_ids``, clips too long (or too short) for training, a memory estimate
+  and the disk training will use under ``checkpoints/`` (``disk``: full states kept x their
+  size + one weights file per chunk, sizes from ``piper_train.CHECKPOINT_MB``, + piper's
+  dataset cache; for the ``epochs``/``checkpoint_every`` it records).
 
 Every clip is validated (readable WAV, 16-bit PCM, mono, the pipeline sample rate); all bad
 clips are logged and the job fails naming the first. Clips over the limits are left out of
@@ -35,7 +38,16 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.io_utils import Progress, StageError, atomic_dir, atomic_path, run_stage
-from workflow_scripts.piper_train import PRESETS, estimate_memory_mb, preset_sample_rate
+from workflow_scripts.piper_train import (
+    DISK_PLAN_KEYS,
+    PRESETS,
+    disk_message,
+    estimate_disk_mb,
+    estimate_memory_mb,
+    n_chunks,
+    preset_sample_rate,
+    run_options,
+)
 
 
 def read_metadata(path) -> list[dict]:
@@ -250,6 +262,11 @@ def build_dataset(metadata, clip_dirs, processed_dir, out_csv, out_wavs, out_jso
         "memory_estimate_mb": estimate_memory_mb(preset_name, batch, longest),
         "limits": {"max_clip_s": max_s, "min_clip_s": round(min_s, 3), "segment_size": segment},
     }
+    if "epochs" in cfg and "checkpoint_every" in cfg:
+        epochs, every = int(cfg["epochs"]), int(cfg["checkpoint_every"])
+        report["disk"] = {"epochs": epochs, "checkpoint_every": every,
+                          **estimate_disk_mb(preset_name, n_chunks(epochs, every), sum(durations)),
+                          "message": disk_message(preset_name, epochs, every, sum(durations))}
     with atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     with atomic_path(out_md) as tmp:
@@ -258,6 +275,8 @@ def build_dataset(metadata, clip_dirs, processed_dir, out_csv, out_wavs, out_jso
              len(kept), report["hours"], len(excluded), ids[-1], max_ids, report["memory_estimate_mb"])
     if report["batch_warning"]:
         log.warning("%s", report["batch_warning"])
+    if "disk" in report:
+        log.info("%s", report["disk"]["message"])
     if missing:
         log.warning("phonemes missing from Piper's id map (dropped in training): %s", dict(missing))
     return report
@@ -280,6 +299,8 @@ def render_markdown(r: dict) -> str:
         f"- batch size {r['batch_size']}, ~{r['train_clips_estimate']} training clips; "
         f"memory estimate ~{r['memory_estimate_mb']} MB",
     ]
+    if r.get("disk"):
+        lines.append(f"- disk: {r['disk']['message']}")
     if r["batch_warning"]:
         lines.append(f"- **warning:** {r['batch_warning']}")
     lines += ["", "## Excluded clips", ""]
@@ -294,8 +315,9 @@ def main(snakemake, log) -> None:
     inp, out = snakemake.input, snakemake.output
     clip_dirs = list(inp.clips) if "clips" in inp.keys() else []
     processed_dir = Path(str(inp.metadata)).parent / "processed"  # {root}/processed (CONTRIBUTING.md)
+    cfg = {**run_options(getattr(snakemake, "config", None), DISK_PLAN_KEYS), **dict(snakemake.params.cfg)}
     build_dataset(str(inp.metadata), clip_dirs, processed_dir, out.csv, out.wavs, out.preflight_json,
-                  out.preflight_md, dict(snakemake.params.cfg), snakemake.params.source_rate, log)
+                  out.preflight_md, cfg, snakemake.params.source_rate, log)
 
 
 if "snakemake" in globals():

@@ -1,9 +1,12 @@
 """Export a trained checkpoint to a Piper voice and smoke-test it (piper env).
 
-Rule ``export_voice``: checkpoint -> ``{root}/voice/voice.onnx`` + ``voice.onnx.json``.
+Rule ``export_voice``: the last chunk's generator weights (``checkpoints/chunk_{n}.weights.ckpt``;
+a full Lightning state works too) -> ``{root}/voice/voice.onnx`` + ``voice.onnx.json``.
+:func:`export_voice` is what a per-chunk evaluation calls on ``chunk_weights(n)``.
 The ONNX graph comes from piper's own ``piper.train.export_onnx``, run through
 ``workflow_scripts.piper_train export`` which selects torch's legacy exporter
-(``dynamo=False``: torch >= 2.9's default exporter needs ``onnxscript``).
+(``dynamo=False``: torch >= 2.9's default exporter needs ``onnxscript``) and loads the
+generator without the discriminator a weights file lacks.
 The JSON is built with piper's ``PiperConfig`` from the checkpoint's hyper-parameters and the
 training espeak voice, then checked the way the ``piper`` runtime reads it.
 
@@ -175,7 +178,7 @@ def main(snakemake, log) -> None:
     if snakemake.rule == "smoke_test":
         smoke_test(inp.onnx, inp.json, out.wav, out.report, list(p.sentences), int(p.sample_rate), log)
     else:
-        export_voice(inp.ckpt, out.onnx, out.json, p.espeak_voice, p.quality, p.dataset_name,
+        export_voice(inp.weights, out.onnx, out.json, p.espeak_voice, p.quality, p.dataset_name,
                      int(snakemake.threads), log)
 
 

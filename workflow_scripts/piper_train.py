@@ -1,11 +1,20 @@
 """Train a Piper voice in resumable chunks (runs in the piper env).
 
 Rule ``train_chunk`` runs once per chunk ``n``: it continues training from chunk ``n-1``'s
-checkpoint (chunk 0: from scratch, or from ``training.base_checkpoint``) up to epoch
+full state (chunk 0: from scratch, or from ``training.base_checkpoint``) up to epoch
 ``(n + 1) * checkpoint_every`` (+ the base checkpoint's epochs when resuming a base) and
-writes ``{root}/checkpoints/chunk_{n}.ckpt``. A killed or failed chunk never touches earlier
-checkpoints; its rerun starts again from the previous chunk (or from the last epoch the
-interrupted attempt completed, kept in the chunk's work directory).
+writes two files:
+
+* ``{root}/checkpoints/chunk_{n}.ckpt``, the full Lightning state (generator, discriminator,
+  both optimizers, schedulers, loop progress): what chunk ``n+1`` resumes from. ~846 MB for
+  the medium preset; only the newest two are kept (:func:`prune_superseded_states`).
+* ``{root}/checkpoints/chunk_{n}.weights.ckpt``, the generator's weights only (plus the
+  hyper-parameters and epoch count): what export and per-chunk evaluation read. Kept for
+  every chunk, ~1/9 of the full state for medium (95 MB; :data:`CHECKPOINT_MB`).
+
+A killed or failed chunk never touches the previous chunk's files; its rerun starts again
+from the previous chunk's full state (or from the last epoch the interrupted attempt
+completed, kept in the chunk's work directory).
 
 Training itself is piper's own CLI (``python -m piper.train fit ...``, a LightningCLI), run in
 a subprocess through :func:`launch` (``python -m workflow_scripts.piper_train launch ...``),
@@ -29,7 +38,7 @@ import the presets from the test/snakemake env.
 
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
 import time
@@ -73,6 +82,32 @@ PRESETS: dict[str, dict] = {
         },
     },
 }
+# Checkpoint sizes per preset (MB, 1e6 bytes): the full Lightning state of a chunk and its
+# generator-only weights (a real checkpoint has the same tensors; its loop/callback
+# bookkeeping adds well under 1 MB). Measured with piper-tts 1.8.0 / torch 2.13 by
+#   $(python3 envs/setup_venvs.py --print-path piper)/bin/python bench/bench_training.py --sizes-only
+# which builds each preset's VitsModel from piper's code, takes one AdamW step on both
+# optimizers (so their moment buffers exist, as after any training step) and saves the
+# state the way a chunk does; real 1-epoch chunks gave the same full states (medium 846 MB,
+# reduced 621 MB: bench_training.py --presets medium,reduced). The discriminator (~47 M parameters,
+# the same for every preset) and the optimizers' two moment buffers per parameter are most
+# of a full state; the weights are the generator's fp32 parameters alone.
+CHECKPOINT_MB = {  # generator parameters: x_low 7.1 M, low/medium 23.7 M, high 36.3 M, reduced 5.0 M
+    "x_low": {"state": 646.7, "weights": 28.5},
+    "low": {"state": 845.7, "weights": 94.9},
+    "medium": {"state": 845.8, "weights": 94.9},
+    "high": {"state": 997.9, "weights": 145.6},
+    "reduced": {"state": 621.3, "weights": 20.0},
+}
+# Full states on disk: the newest chunk's (what the next chunk resumes from) and the one
+# before it (the newest chunk's own input, needed should that chunk be rerun); while a chunk
+# trains, its predecessor's state and its own in-progress last.ckpt: two either way.
+KEPT_STATES = 2
+# piper's dataset cache (checkpoints/cache/) holds each clip as float32 audio and a float32
+# linear spectrogram (1024-point FFT: 513 bins every 256 samples): bytes per audio sample.
+# Measured: 20 clips, 58 s at 16 kHz -> 11.1 MB of cache, 12.0 bytes per sample.
+CACHE_BYTES_PER_SAMPLE = 4 + 4 * 513 / 256
+
 # Rough peak resident memory on CPU (MB) for batch size 4 of ~3 s clips (measured on
 # 2 CPU cores: default 4.3 GB, reduced 3.2 GB) and the extra per batch item; used for `mem_mb` and the
 # preflight estimate. GPU memory scales similarly.
@@ -94,6 +129,25 @@ def estimate_memory_mb(preset_name: str, batch_size: int, longest_clip_s: float 
     """Peak training memory estimate: base + batch items scaled by the longest clip."""
     scale = max(1.0, longest_clip_s / 3.0)
     return int(_MEM_BASE_MB[preset_name] + _MEM_PER_ITEM_MB[preset_name] * batch_size * scale)
+
+
+def n_chunks(epochs: int, every: int) -> int:
+    """Chunks of ``every`` epochs that cover ``epochs`` (rounded up, at least one)."""
+    return max(1, -(-int(epochs) // int(every)))
+
+
+def estimate_disk_mb(preset_name: str, chunks: int, audio_s: float = 0.0) -> dict:
+    """Disk under ``checkpoints/`` for a run of ``chunks`` chunks on ``audio_s`` seconds of
+    clips: at most KEPT_STATES full states, every chunk's weights and piper's dataset cache
+    (the logs are small beside them). ``without_pruning_mb``: had every state been kept."""
+    preset(preset_name)  # an unknown name fails here, naming the known ones
+    sizes = CHECKPOINT_MB[preset_name]
+    states = min(KEPT_STATES, chunks)
+    cache = audio_s * preset_sample_rate(preset_name) * CACHE_BYTES_PER_SAMPLE / 1e6
+    total = states * sizes["state"] + chunks * sizes["weights"] + cache
+    return {"chunks": chunks, "state_mb": sizes["state"], "weights_mb": sizes["weights"], "kept_states": states,
+            "cache_mb": round(cache), "total_mb": round(total),
+            "without_pruning_mb": round(chunks * sizes["state"] + cache)}
 
 
 def target_epochs(n: int, every: int, offset: int = 0) -> int:
@@ -130,8 +184,87 @@ def completed_epochs(ckpt: dict) -> int:
 
 
 def checkpoint_epochs(path: str | os.PathLike) -> int:
-    """Epochs the Lightning checkpoint at ``path`` has completed."""
+    """Epochs the Lightning checkpoint (full state or weights) at ``path`` has completed."""
     return completed_epochs(load_checkpoint(path))
+
+
+# --- per-chunk weights ----------------------------------------------------------------------
+GENERATOR_PREFIX = "model_g."  # VitsModel.model_g: the synthesiser (SynthesizerTrn)
+WEIGHTS_CONTENT = "generator weights"  # the weights file's "content" entry
+
+
+def generator_weights(state: dict) -> dict:
+    """A chunk's full Lightning state reduced to what export and evaluation read.
+
+    The result is still a Lightning-style checkpoint (``state_dict``, ``hyper_parameters``,
+    ``epoch``, ``global_step``, the fit loop's epoch progress for :func:`completed_epochs`),
+    with the generator's parameters only: no discriminator, no optimizer or scheduler state,
+    so it cannot be resumed from (``--ckpt_path`` would fail), only exported, synthesised
+    with, or used as a warm start (``--model.warmstart_ckpt`` copies matching parameters).
+    """
+    generator = {k: v.clone() for k, v in state["state_dict"].items() if k.startswith(GENERATOR_PREFIX)}
+    if not generator:
+        raise StageError(f"checkpoint has no generator parameters ({GENERATOR_PREFIX}*)")
+    fit_loop = state.get("loops", {}).get("fit_loop", {})
+    return {
+        "content": WEIGHTS_CONTENT,
+        "epoch": state["epoch"],
+        "global_step": state.get("global_step", 0),
+        "pytorch-lightning_version": state.get("pytorch-lightning_version"),
+        "hyper_parameters": dict(state.get("hyper_parameters") or {}),
+        "loops": {"fit_loop": {"epoch_progress": fit_loop.get("epoch_progress", {})}},
+        "state_dict": generator,
+    }
+
+
+def load_generator_model(path: str | os.PathLike):
+    """piper's VitsModel with the generator of ``path`` (weights file or full state) loaded;
+    the discriminator, absent from a weights file, stays as initialised (export never runs
+    it). Any other missing or unexpected parameter is an error (needs torch + piper)."""
+    import torch
+    from piper.train.vits.lightning import VitsModel
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    # fit-time options only: no MOS model to set up, no warm start file to look for
+    hparams.update(mos_metric="none", warmstart_ckpt=None, vocoder_warmstart_ckpt=None)
+    model = VitsModel(**hparams)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    wrong = [k for k in missing if k.startswith(GENERATOR_PREFIX)] + list(unexpected)
+    if wrong:
+        raise StageError(f"{path}: generator parameters do not fit the model: {', '.join(wrong[:5])}")
+    return model
+
+
+def prune_superseded_states(ckpt_root: Path, n: int, log) -> float:
+    """Delete the full states of chunks before ``n - 1`` (and their chunks' work leftovers);
+    return the MB freed. Runs at the start of chunk ``n``: Snakemake starts chunk ``n`` only
+    after it recorded chunk ``n-1`` as complete, so no chunk that may still be rerun without
+    a config change (which retrains from chunk 0) reads them. Chunk ``n-1``'s own input, the
+    state of ``n-2``, stays until then: were it deleted by chunk ``n-1`` itself, a kill -9
+    between that job's end and Snakemake's record of it would make the rerun need the
+    deleted file, and Snakemake would retrain every chunk before it to rebuild it. A state
+    whose weights file is missing (a run from before per-chunk weights) is kept: it is that
+    chunk's only copy."""
+    freed = 0.0
+    for state in sorted(ckpt_root.glob("chunk_*.ckpt")):
+        m = re.fullmatch(r"chunk_(\d+)\.ckpt", state.name)
+        if not m or int(m.group(1)) >= n - 1:
+            continue
+        k = int(m.group(1))
+        if not (ckpt_root / f"chunk_{k}.weights.ckpt").is_file():
+            log.warning("keeping %s: no %s beside it", state, f"chunk_{k}.weights.ckpt")
+            continue
+        freed += state.stat().st_size / 1e6
+        state.unlink()
+        log.info("deleted superseded full state %s (chunk %d's weights are kept)", state, k)
+    for k in range(n):  # a finished chunk's interrupted-attempt leftovers
+        for leftover in (ckpt_root / "work" / f"chunk_{k}" / "ckpt" / "last.ckpt",
+                         ckpt_root / "work" / f"chunk_{k}" / "resume_from.ckpt"):
+            if leftover.is_file():
+                freed += leftover.stat().st_size / 1e6
+                leftover.unlink()
+    return freed
 
 
 # What each training rule reads of `training` (its `params`: Snakemake reruns a job when its
@@ -150,6 +283,11 @@ CHUNK_KEYS = ("preset", "model_overrides", "espeak_voice", "batch_size", "valida
 # param) continue the chain instead of retraining it. threads/mem_mb/chunk_runtime_min
 # are the rule's threads and resources.
 RUN_OPTION_KEYS = ("device", "num_workers", "log_every_steps", "voice_name")
+# piper_dataset's disk estimate counts chunks: read from the job's config at run time too,
+# since as params they would rewrite the dataset (and retrain every chunk) when `epochs` is
+# raised. The report records the values it used; each train_chunk log states the estimate
+# for the config it runs with.
+DISK_PLAN_KEYS = ("epochs", "checkpoint_every")
 
 
 class TrainingPlan:
@@ -176,8 +314,8 @@ class TrainingPlan:
         every = int(self.cfg["checkpoint_every"])
         found = {}
         for n in range(self.n_chunks()):
-            info = Path(self.checkpoint_path(n)).parent / "work" / f"chunk_{n}" / "chunk.json"
-            if not Path(self.checkpoint_path(n)).exists() or not info.exists():
+            info = Path(self.weights_path(n)).parent / "work" / f"chunk_{n}" / "chunk.json"
+            if not Path(self.weights_path(n)).exists() or not info.exists():
                 continue
             try:
                 old = json.loads(info.read_text()).get("checkpoint_every")
@@ -189,25 +327,33 @@ class TrainingPlan:
             return None
         olds = sorted(set(found.values()))
         return (f"training.checkpoint_every is {every}, but the existing checkpoints "
-                f"{self.dataset_path('checkpoints/')}chunk_{{{','.join(map(str, sorted(found)))}}}.ckpt were "
+                f"{self.dataset_path('checkpoints/')}chunk_{{{','.join(map(str, sorted(found)))}}}.weights.ckpt were "
                 f"trained with {'/'.join(map(str, olds))} epoch(s) per chunk: every train_chunk job reruns, "
                 f"training from {'training.base_checkpoint' if self.cfg.get('base_checkpoint') else 'scratch'} "
                 f"(chunk 0). Set checkpoint_every back to {olds[0]} to keep them.")
 
     def n_chunks(self) -> int:
-        return max(1, -(-int(self.cfg["epochs"]) // int(self.cfg["checkpoint_every"])))
+        return n_chunks(self.cfg["epochs"], self.cfg["checkpoint_every"])
 
-    def checkpoint_path(self, n) -> str:
+    def state_path(self, n) -> str:
+        """Chunk n's full Lightning state (resume only; the newest two are kept)."""
         return self.dataset_path(f"checkpoints/chunk_{n}.ckpt")
 
-    def final_checkpoint(self) -> str:
-        return self.checkpoint_path(self.n_chunks() - 1)
+    def weights_path(self, n) -> str:
+        """Chunk n's generator weights: kept for every chunk, what export/evaluation read."""
+        return self.dataset_path(f"checkpoints/chunk_{n}.weights.ckpt")
 
-    def previous_checkpoint(self, wildcards) -> dict:
-        """Chunk n-1's checkpoint (chunk 0: the fine-tuning base, if any) for `unpack()`."""
+    def all_weights(self) -> list[str]:
+        return [self.weights_path(n) for n in range(self.n_chunks())]
+
+    def final_weights(self) -> str:
+        return self.weights_path(self.n_chunks() - 1)
+
+    def previous_state(self, wildcards) -> dict:
+        """Chunk n-1's full state (chunk 0: the fine-tuning base, if any) for `unpack()`."""
         n = int(wildcards.n)
         if n > 0:
-            return {"previous": self.checkpoint_path(n - 1)}
+            return {"previous": self.state_path(n - 1)}
         return {"base": self.cfg["base_checkpoint"]} if self.cfg.get("base_checkpoint") else {}
 
     def gpu(self, wildcards) -> int:
@@ -308,18 +454,20 @@ def dataset_cache_dir(root: Path, csv_path: str, sample_rate: int) -> Path:
     return root / "cache" / h.hexdigest()[:12]
 
 
-def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, previous: str | None,
-                threads: int, log) -> dict:
-    """Train chunk ``n`` and write its checkpoint atomically to ``output``."""
+def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, state_out: str, weights_out: str,
+                previous: str | None, threads: int, log) -> dict:
+    """Train chunk ``n``; write its full state to ``state_out`` and its generator weights to
+    ``weights_out`` (each atomically), after deleting the states no rerun can need."""
     every = int(cfg["checkpoint_every"])
     # piper runs with the work dir as cwd: make every path absolute first.
-    out = Path(output).resolve()
+    out = Path(state_out).resolve()
     csv_path, audio_dir = str(Path(csv_path).resolve()), str(Path(audio_dir).resolve())
     previous = str(Path(previous).resolve()) if previous else None
     ckpt_root = out.parent
     work = ckpt_root / "work" / f"chunk_{n}"
     ckpt_dir = work / "ckpt"
     work.mkdir(parents=True, exist_ok=True)
+    freed = prune_superseded_states(ckpt_root, n, log)
 
     base = str(Path(cfg["base_checkpoint"]).resolve()) if cfg.get("base_checkpoint") else None
     base_mode = cfg.get("base_mode", "warmstart")
@@ -378,35 +526,53 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, output: str, p
     final = ckpt_dir / "last.ckpt"
     if not final.is_file():
         raise StageError(f"{final}: training finished without writing last.ckpt")
-    done = checkpoint_epochs(final)
+    state = load_checkpoint(final)
+    done = completed_epochs(state)
     if done != target:
         raise StageError(f"{final}: has {done} epochs, expected {target}")
+    import torch
+
+    weights = Path(weights_out).resolve()
+    with atomic_path(weights) as tmp:
+        torch.save(generator_weights(state), tmp)
+    del state
     with atomic_path(out) as tmp:
-        shutil.copyfile(final, tmp)
-    # Work files of this finished chunk (never the chunk outputs) can go: they are large.
-    for leftover in (final, work / "resume_from.ckpt"):
-        if leftover.exists():
-            leftover.unlink()
+        os.replace(final, tmp)  # same file system: a rename, never a second copy on disk
+    resume_copy = work / "resume_from.ckpt"  # an interrupted attempt's epochs, now in `out`
+    if resume_copy.exists():
+        resume_copy.unlink()
     info = {"chunk": n, "epochs": target, "checkpoint_every": every, "from": start_from, "warmstart": warmstart, "seconds": round(elapsed, 1),
             "seconds_per_epoch": round(elapsed / max(1, target - start_epochs), 1),
-            "checkpoint_mb": round(out.stat().st_size / 1e6, 1), "voice_config": str(work / "config.json")}
+            "state_mb": round(out.stat().st_size / 1e6, 1), "weights_mb": round(weights.stat().st_size / 1e6, 1),
+            "pruned_mb": round(freed, 1), "voice_config": str(work / "config.json")}
     (work / "chunk.json").write_text(json.dumps(info, indent=2))
     log.info("chunk %d done: %s", n, json.dumps(info))
     return info
 
 
-def run_options(config: dict | None) -> dict:
-    """RUN_OPTION_KEYS of the job's config["training"] (what params leave out on purpose)."""
+def run_options(config: dict | None, keys=RUN_OPTION_KEYS) -> dict:
+    """``keys`` of the job's config["training"] (what params leave out on purpose)."""
     training = (config or {}).get("training") or {}
-    return {k: training[k] for k in RUN_OPTION_KEYS if k in training}
+    return {k: training[k] for k in keys if k in training}
+
+
+def disk_message(preset_name: str, epochs: int, every: int, audio_s: float = 0.0) -> str:
+    d = estimate_disk_mb(preset_name, n_chunks(epochs, every), audio_s)
+    cache = f" + {d['cache_mb']} MB dataset cache" if audio_s else ""
+    return (f"checkpoints/ needs ~{d['total_mb'] / 1000:.1f} GB for {epochs} epochs of preset {preset_name}: "
+            f"{d['kept_states']} full state(s) of {d['state_mb']:.0f} MB + {d['chunks']} chunk weights of "
+            f"{d['weights_mb']:.0f} MB{cache} (every full state kept: {d['without_pruning_mb'] / 1000:.1f} GB)")
 
 
 def main(snakemake, log) -> None:
     cfg = {**run_options(getattr(snakemake, "config", None)), **dict(snakemake.params.cfg)}
+    plan = run_options(getattr(snakemake, "config", None), DISK_PLAN_KEYS)
+    if "epochs" in plan:
+        log.info("%s", disk_message(cfg["preset"], int(plan["epochs"]), int(cfg["checkpoint_every"])))
     n = int(snakemake.wildcards.n)
     previous = str(snakemake.input.previous) if "previous" in snakemake.input.keys() else None
-    train_chunk(n, cfg, str(snakemake.input.csv), str(snakemake.input.wavs), str(snakemake.output.ckpt),
-                previous, int(snakemake.threads), log)
+    train_chunk(n, cfg, str(snakemake.input.csv), str(snakemake.input.wavs), str(snakemake.output.state),
+                str(snakemake.output.weights), previous, int(snakemake.threads), log)
 
 
 # --- the launcher: runs piper's LightningCLI with this workflow's callbacks ---------------
@@ -485,6 +651,8 @@ def launch(argv: list[str]) -> None:
 def export(argv: list[str]) -> None:
     """``export -- <piper.train.export_onnx args>`` with torch's legacy ONNX exporter.
 
+    Reads a chunk's weights file as well as a full state (see :func:`load_generator_model`).
+
     Breakage 3: torch >= 2.9 defaults ``torch.onnx.export`` to the dynamo exporter, which
     needs ``onnxscript`` (not installed) and does not handle VITS's data-dependent shapes;
     piper's export script calls ``torch.onnx.export`` without ``dynamo=``, so the legacy
@@ -497,6 +665,16 @@ def export(argv: list[str]) -> None:
     rest = argv[1:] if argv[:1] == ["--"] else argv
     torch.onnx.export = functools.partial(torch.onnx.export, dynamo=False)
     import piper.train.export_onnx as piper_export
+
+    class GeneratorCheckpoint:
+        """Stands in for VitsModel in piper's exporter, which loads with Lightning's strict
+        ``load_from_checkpoint`` and so refuses a weights file (no discriminator)."""
+
+        @staticmethod
+        def load_from_checkpoint(path, map_location=None):
+            return load_generator_model(path)
+
+    piper_export.VitsModel = GeneratorCheckpoint
 
     sys.argv = ["piper.train.export_onnx"] + rest
     piper_export.main()

@@ -1,10 +1,11 @@
 """Training figure for the report: validation losses per epoch and seconds per epoch per chunk.
 
-Each `train_chunk` job leaves, beside its checkpoint, `checkpoints/work/chunk_{n}/chunk.json`
+Each `train_chunk` job leaves, beside its weights file, `checkpoints/work/chunk_{n}/chunk.json`
 (epochs, seconds per epoch) and Lightning's `csv/*/metrics.csv` (per-epoch validation losses).
 """
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,11 +18,12 @@ LOSSES = ("val_loss", "val_mel", "val_kl", "val_dur", "val_gen", "val_disc")
 
 
 def training_history(checkpoints: list[str]) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, float]]]:
-    """({loss: [(epoch, value)]}, [(chunk, seconds per epoch)]) read from the chunks' work dirs."""
+    """({loss: [(epoch, value)]}, [(chunk, seconds per epoch)]) read from the chunks' work dirs;
+    ``checkpoints`` are the chunks' files (``chunk_{n}.weights.ckpt`` or ``chunk_{n}.ckpt``)."""
     curves: dict[str, list[tuple[int, float]]] = {}
     timing = []
     for ckpt in checkpoints:
-        n = int(Path(ckpt).stem.split("_")[-1])
+        n = int(re.match(r"chunk_(\d+)\.", Path(ckpt).name).group(1))
         work = Path(ckpt).parent / "work" / f"chunk_{n}"
         info = work / "chunk.json"
         if info.exists():
@@ -63,7 +65,7 @@ def plot_training(checkpoints: list[str], out_png: str) -> None:
 
 
 def main(snakemake, log) -> None:
-    plot_training([str(p) for p in snakemake.input.checkpoints], str(snakemake.output.png))
+    plot_training([str(p) for p in snakemake.input.weights], str(snakemake.output.png))
     log.info("training figure written: %s", snakemake.output.png)
 
 

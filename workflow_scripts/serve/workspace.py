@@ -40,7 +40,7 @@ class Workspace:
         plan = TrainingPlan(cfg["training"], lambda name: str(out / name))
         chunks = []
         for n in range(plan.n_chunks()):
-            p = Path(plan.checkpoint_path(n))
+            p = Path(plan.weights_path(n))  # kept for every chunk (full states are pruned)
             chunks.append({"n": n, "present": p.is_file(), "bytes": p.stat().st_size if p.is_file() else 0})
         voice = {}
         for name in ("voice.onnx", "voice.onnx.json", "smoke_test.json"):
