@@ -32,6 +32,10 @@ rule all:
         final_targets(),
 
 
+onstart:
+    check_stage_envs()
+
+
 onsuccess:
     log_excluded_recordings()
 

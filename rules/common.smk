@@ -144,6 +144,18 @@ def env_module(name):
     return f"pvw/{name}"
 
 
+def check_stage_envs():
+    """`onstart:` (a real run; `-n` needs no venvs): stop before the first job when an env
+    the config's rules load is not built, naming it and the command that builds it."""
+    from snakemake.settings.types import DeploymentMethod
+    from workflow_scripts.stage_envs import require_stage_envs
+
+    methods = workflow.deployment_settings.deployment_method
+    # --sdm conda builds its own envs; --touch runs no job
+    if DeploymentMethod.ENV_MODULES in methods and not workflow.touch:
+        require_stage_envs(config)
+
+
 # --- what `rule all` builds ---------------------------------------------------------------
 def final_targets():
     until = STAGES.index(config["run_until"])
