@@ -120,6 +120,8 @@ def test_schema_defaults_are_the_settings(settings):
     assert len(settings["sentences"]) >= 5 and len({s.split()[1] for s in settings["sentences"]}) > 3
     with pytest.raises(StageError, match="lack seed"):
         check_settings({k: v for k, v in settings.items() if k != "seed"})
+    with pytest.raises(StageError, match=r"sentences\[1\] '\.\.\.': no words"):
+        check_settings({**settings, "sentences": ["Fine.", "..."]})
 
 
 # ------------------------------------------------------------------ real models (scoring venv)
