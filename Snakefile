@@ -21,6 +21,7 @@ wildcard_constraints:
 include: "rules/ingest.smk"
 include: "rules/separate.smk"
 include: "rules/segment.smk"
+include: "rules/score.smk"
 include: "rules/transcribe.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"

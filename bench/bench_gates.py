@@ -53,6 +53,14 @@ CODEC2_DIR = Path("/usr/share/codec2/wav")
 TARGET_LUFS_RMS_DB = -23.0
 
 
+def schema_default(section: str, key: str):
+    """A key's default in the workflow's schema (the only place defaults are written down)."""
+    import yaml
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    return schema["properties"][section]["properties"][key]["default"]
+
+
 def cache_dir() -> Path:
     root = os.environ.get("PVW_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "piper-voice-workflow")
@@ -322,7 +330,7 @@ def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None
     out = {}
     for name, clips in sets.items():
         d = write_clips(root / name / "clips", clips)
-        out[name] = score_recording(d, log, threads, {"device": "cpu", "max_windows": max_windows})
+        out[name] = score_recording(d, log, threads, {"device": "cpu", "dnsmos": True, "max_windows": max_windows})
     return out
 
 
@@ -548,13 +556,14 @@ def main(argv: list[str] | None = None) -> int:
         # gate: kept per condition for candidate thresholds
         recs = scored["noise"][0] + scored["noisy"][0] + [r for r in scored.get("more", ([], None))[0] if r["clip"].startswith("T_")]
         result["kept"] = {f"{key}>={th}": kept_by_condition(recs, key, th) for key, ths in CANDIDATES.items() for th in ths}
-        from workflow_scripts.audio_quality import GATE_DEFAULTS, passes_gate
+        from workflow_scripts.audio_quality import THRESHOLD_KEYS, passes_gate
 
+        gate = {k: schema_default("quality", k) for k in THRESHOLD_KEYS}
         dec = {}
         for r in recs:
             k, n = dec.get(condition(r["clip"]), (0, 0))
-            dec[condition(r["clip"])] = (k + passes_gate(r["dnsmos"]), n + 1)
-        result["kept_by_default_gate"] = {"gate": GATE_DEFAULTS, **{c: f"{k}/{n}" for c, (k, n) in dec.items()}}
+            dec[condition(r["clip"])] = (k + passes_gate(r["dnsmos"], **gate), n + 1)
+        result["kept_by_default_gate"] = {"gate": gate, **{c: f"{k}/{n}" for c, (k, n) in dec.items()}}
         if args.min_ovrl is not None:
             result["kept"][f"ovrl>={args.min_ovrl}"] = kept_by_condition(recs, "ovrl", args.min_ovrl)
         result["speakers_stage_mix"] = speaker_eval(

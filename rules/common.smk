@@ -298,6 +298,79 @@ def languages_by_recording():
     return {r: recording_language(r) for r in recording_ids()}
 
 
+# --- audio gates (rules/score.smk) --------------------------------------------------------
+def audio_gates_enabled():
+    return config["quality"]["enabled"] or config["speaker_gate"]["enabled"]
+
+
+def all_scores():
+    """score_clips' outputs, one per recording (none when both audio gates are off)."""
+    if not audio_gates_enabled():
+        return []
+    return [processed_path(r, "scores.jsonl") for r in recording_ids()]
+
+
+def all_embeddings():
+    if not audio_gates_enabled():
+        return []
+    return [processed_path(r, "embeddings.npy") for r in recording_ids()]
+
+
+def speaker_reference_files():
+    return list(config["speaker_gate"]["reference"])
+
+
+def speaker_reference_input():
+    """The reference embedding, when reference files are configured and the gate is on."""
+    gate = config["speaker_gate"]
+    if gate["enabled"] and gate["reference"]:
+        return [dataset_path("speaker/reference.npy")]
+    return []
+
+
+def scoring_params():
+    q = config["quality"]
+    return {
+        "device": q["device"],
+        "dnsmos": q["enabled"],
+        "max_windows": q["max_windows"],
+    }
+
+
+def scoring_gpus():
+    return 1 if config["quality"]["device"] == "cuda" else 0
+
+
+def _clips_mb(input):
+    try:
+        with os.scandir(str(input.clips)) as entries:
+            return sum(e.stat().st_size for e in entries if e.is_file()) / 1e6
+    except (OSError, AttributeError):
+        return 100.0
+
+
+def scoring_mem_mb(wildcards, input):
+    """Per scoring process (one per thread on a CPU): torch + the two ONNX sessions, ~0.9 GB."""
+    return 1000 * config["quality"]["threads"] + 200
+
+
+def scoring_runtime(wildcards, input):
+    """Minutes: DNSMOS with one window per clip runs ~7x realtime per CPU core."""
+    audio_min = _clips_mb(input) * 23 / 60
+    return int(15 + audio_min / 3)
+
+
+def quality_gate_params():
+    """The thresholds aggregate_metadata reads (score_clips reads device/max_windows)."""
+    q = config["quality"]
+    return {k: q[k] for k in ("enabled", "min_ovrl", "min_p808", "min_sig", "min_bak")}
+
+
+def speaker_gate_params():
+    g = config["speaker_gate"]
+    return {k: g[k] for k in ("enabled", "min_similarity", "cluster_threshold")}
+
+
 # --- report and review (rules/report.smk) -------------------------------------------------
 # `snakemake --report report.html` collects the figures of `report_plots` and the table of
 # `report_summary`; `review_page` writes a static page to listen to, accept, reject and
@@ -310,6 +383,8 @@ REPORT_FIGURES = [
     "quality",
     "speaking_rate",
     "loudness",
+    "audio_quality",
+    "speakers",
 ]
 
 
@@ -371,5 +446,7 @@ def report_limits():
         "min_chars_per_s": gate["min_chars_per_s"],
         "max_chars_per_s": gate["max_chars_per_s"],
         "target_lufs": config["preprocess"]["target_lufs"],
+        "min_ovrl": config["quality"]["min_ovrl"],
+        "min_p808": config["quality"]["min_p808"],
+        "min_similarity": config["speaker_gate"]["min_similarity"],
     }
-

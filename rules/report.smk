@@ -40,6 +40,16 @@ rule report_plots:
             caption="../report/speaking_rate.rst",
             category="Transcripts",
         ),
+        audio_quality=report(
+            report_path("audio_quality.png"),
+            caption="../report/audio_quality.rst",
+            category="Audio gates",
+        ),
+        speakers=report(
+            report_path("speakers.png"),
+            caption="../report/speakers.rst",
+            category="Audio gates",
+        ),
     log:
         log_path("report_plots", "all"),
     benchmark:

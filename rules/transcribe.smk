@@ -31,13 +31,17 @@ rule transcribe:
 
 
 rule aggregate_metadata:
-    """Quality gate + Piper text normalisation over all recordings: metadata.csv, rejected.tsv.
+    """Gates (transcript, DNSMOS, target voice) + Piper text normalisation over all recordings:
+    metadata.csv, rejected.tsv.
 
     `{root}/overrides.tsv` (exported by the review page), when present, wins over the gate.
     """
     input:
         transcripts=all_transcripts(),
         clips=all_clip_dirs(),
+        scores=all_scores(),
+        embeddings=all_embeddings(),
+        reference=speaker_reference_input(),
         overrides=overrides_input,
     output:
         metadata=dataset_path("metadata.csv"),
@@ -64,5 +68,7 @@ rule aggregate_metadata:
         # this job through its inputs
         gate=config["transcription"]["gate"],
         language=config["transcription"]["language"],
+        quality=quality_gate_params(),
+        speaker_gate=speaker_gate_params(),
     script:
         "../workflow_scripts/aggregate_metadata.py"

@@ -202,13 +202,18 @@ def write_clips_dir(dest: str | os.PathLike, clips: list[tuple], sample_rate: in
     return dest
 
 
-def transcription_config(**overrides) -> dict:
-    """The ``transcription`` section as the workflow's schema fills it, with ``overrides``."""
+def config_section(section: str, **overrides) -> dict:
+    """A config section as the workflow's schema fills it, with ``overrides``."""
     from snakemake.utils import validate
 
-    cfg = {"transcription": dict(overrides)}
+    cfg = {section: dict(overrides)}
     validate(cfg, schema=str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"), set_default=True)
-    return cfg["transcription"]
+    return cfg[section]
+
+
+def transcription_config(**overrides) -> dict:
+    """The ``transcription`` section as the workflow's schema fills it, with ``overrides``."""
+    return config_section("transcription", **overrides)
 
 
 def speech_clips(rec: str = "rec", names: tuple[str, ...] = PROMPTS, sample_rate: int = 22050) -> tuple[list, dict]:

@@ -122,6 +122,28 @@ def test_figures_are_pngs_even_when_empty(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
+def test_audio_gate_figures_and_voices_in_the_summary(tmp_path):
+    from workflow_scripts import report_gates as rg
+
+    limits = {"min_ovrl": 2.8, "min_p808": 3.3, "min_similarity": 0.8}
+    rows = [{"keep": "1", "ovrl": "3.2", "p808": "3.6", "speaker_sim": "0.91", "voice": "voice_1",
+             "map_x": "0.1", "map_y": "0.0"},
+            {"keep": "0", "ovrl": "2.1", "p808": "2.9", "speaker_sim": "0.55", "voice": "voice_2",
+             "map_x": "-0.4", "map_y": "0.2"}]
+    rg.plot_audio_quality(rows, limits, tmp_path / "aq.png")
+    rg.plot_speakers(rows, limits, tmp_path / "sp.png")
+    off = [{"keep": "1", "ovrl": "", "p808": "", "speaker_sim": "", "voice": "", "map_x": "", "map_y": ""}]
+    rg.plot_audio_quality(off, limits, tmp_path / "aq0.png")
+    rg.plot_speakers(off, limits, tmp_path / "sp0.png")
+    for name in ("aq", "sp", "aq0", "sp0"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tsum = {"speakers": {"recordings": {"talk": {"voices_found": 2, "voices": {
+        "voice_1": {"clips": 9, "seconds": 60.0, "kept_seconds": 58.0},
+        "voice_2": {"clips": 3, "seconds": 14.0, "kept_seconds": 0.0}}}}}}
+    rows = rp.run_summary({}, tsum, {})
+    assert ("voices per recording", "talk", "2 found: voice_1 60 s (kept 58 s), voice_2 14 s (kept 0 s)") in rows
+
+
 def test_review_page_html(tmp_path):
     t = tmp_path / "transcripts.tsv"
     t.write_text("clip\trecording\tspeaker\tkeep\tquality\tduration\treasons\ttext\tnormalised\toverride\n"

@@ -75,10 +75,14 @@ def done(tmp_path_factory):
 
 def after(first: str) -> dict[str, int]:
     """The jobs from stage ``first`` onwards up to metadata and its reports."""
+    if first == "score_clips":  # beside transcribe: the scores are of the clips, not their text
+        return {"score_clips": RECS, "aggregate_metadata": 1, **REPORTS, "all": 1}
     chain = [("ingest", RECS), ("copy_vocals", RECS), ("segment", RECS), ("preprocess_clips", RECS),
              ("transcribe", RECS), ("aggregate_metadata", 1)]
     names = [name for name, _ in chain]
     jobs = dict(chain[names.index(first):])
+    if names.index(first) <= names.index("preprocess_clips"):
+        jobs["score_clips"] = RECS
     if names.index(first) <= names.index("preprocess_clips"):
         jobs["summary"] = 1  # the summary reads the sidecars and clips.tsv/dropped.tsv
     return {**jobs, **REPORTS, "all": 1}
@@ -99,6 +103,12 @@ KNOBS = {
     "transcription decode key": ({"transcription": {"beam_size": 4}}, after("transcribe")),
     "transcription window_s": ({"transcription": {"window_s": 20}}, after("transcribe")),
     "sample_rate": ({"sample_rate": 16000}, after("ingest")),
+    # the audio gates' thresholds are applied in aggregate_metadata: nothing is scored again
+    "quality threshold": ({"quality": {"min_ovrl": 2.5}}, after("aggregate_metadata")),
+    "speaker gate threshold": ({"speaker_gate": {"min_similarity": 0.75}}, after("aggregate_metadata")),
+    "speaker gate off": ({"speaker_gate": {"enabled": False}}, after("aggregate_metadata")),
+    "quality.max_windows": ({"quality": {"max_windows": 2}}, after("score_clips")),
+    "quality.threads": ({"quality": {"threads": 1}}, {}),
     # the summary's behaviour only (ingest reads it at run time: no re-decoding)
     "inputs.on_error": ({"inputs": {"on_error": "fail"}}, {"summary": 1, "report_plots": 1, "report_summary": 1,
                                                          "all": 1}),
@@ -126,6 +136,13 @@ def test_overrides_file_reruns_aggregate_metadata_onwards(done):
     finally:
         overrides.unlink()
     assert pending_jobs(done) == {}
+
+
+def test_speaker_reference_reruns_the_reference_and_the_gate(done):
+    ref = done / "reference.wav"
+    shutil.copyfile(next((done / "out").glob("processed/*/clips/*.wav")), ref)
+    assert plan(done, BASE, {"speaker_gate": {"reference": [str(ref)]}}) == {
+        "speaker_reference": 1, **after("aggregate_metadata")}
 
 
 # --- training ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from workflow_scripts import audio_quality as aq  # noqa: E402  (numpy only at import)
 from workflow_scripts import speaker_similarity as spk  # noqa: E402
+from tests import speech_fixtures as sfx  # noqa: E402
 from tests.workflow_runner import stage_python, unavailable  # noqa: E402
 
 SNRS = (30, 20, 10, 0)
@@ -77,12 +78,14 @@ def test_dnsmos_falls_with_real_noise_and_gate_rejects_noisy(py, fixtures, tmp_p
             # DNSMOS's own jitter (~0.02) may leave the clean clip a hair lower
             assert np.all(np.diff(seq[1:]) < 0) and np.all(seq[1:] < seq[0] + 0.05), f"{p} {kind}: {seq.tolist()}"
     by_clip = {r["clip"].removesuffix(".wav"): r["dnsmos"] for r in records}
+    quality = sfx.config_section("quality")
+    gate = {k: quality[k] for k in aq.THRESHOLD_KEYS}
     for p in prompts:
-        # the recommended gate (audio_quality.GATE_DEFAULTS): clean kept, 10 and 0 dB rejected
-        assert aq.passes_gate(by_clip[f"{p}@clean"]), (p, by_clip[f"{p}@clean"])
+        # the default gate (the schema's quality.*): clean kept, 10 and 0 dB rejected
+        assert aq.passes_gate(by_clip[f"{p}@clean"], **gate), (p, by_clip[f"{p}@clean"])
         for kind in ("hf", "gaps"):
             for snr in (10, 0):
-                reasons = aq.gate_reasons(by_clip[f"{p}@{kind}{snr}"])
+                reasons = aq.gate_reasons(by_clip[f"{p}@{kind}{snr}"], **gate)
                 assert any(r.startswith("low_dnsmos_ovrl") for r in reasons), (p, kind, snr, by_clip[f"{p}@{kind}{snr}"])
 
 

@@ -13,11 +13,18 @@ Outputs (root = config ``output_dir``):
   decimals). The first two columns are Piper's ``utt.wav|text`` format.
 * ``rejected.tsv``: header ``clip recording reasons text normalised quality``; reasons
   joined with ``;``.
-* ``transcripts.tsv``: every clip with its decision and both texts (for review):
-  ``clip recording speaker keep quality duration reasons text normalised override``
-  (``override`` = the applied manual action, empty when none).
+* ``transcripts.tsv``: every clip with its decision and both texts (for review), then its
+  audio scores: columns ``REVIEW_COLUMNS`` (``override`` = the applied manual action, empty
+  when none; the scores are empty when the audio gates are off).
 * ``transcription_summary.json``: counts (clips, kept, rejected, hours) and rejections by
-  reason code (rejected clips only), in total and per recording, and the applied overrides.
+  reason code (rejected clips only), in total and per recording, the voices found per
+  recording (``speakers``) and the applied overrides.
+
+The audio gates (workflow_scripts/clip_gates.py, on score_clips' per-recording outputs) add
+their reasons to the transcript gate's: ``low_dnsmos_ovrl:2.41<2.8`` (quality.*),
+``other_speaker:sim=0.62<0.8`` and ``no_voice`` (speaker_gate.*). The speaker column of
+metadata.csv names the recording's speaker; with the speaker gate on, only clips of the
+target voice reach it.
 
 Manual overrides (optional input ``{root}/overrides.tsv``, exported by the review page
 ``{root}/review/index.html``): a TSV with the header ``clip action text``; ``action`` is
@@ -31,11 +38,22 @@ import csv
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
+from workflow_scripts.clip_gates import (  # noqa: E402
+    ClipScores,
+    decide_speakers,
+    embedding_map,
+    quality_reasons,
+    read_scores,
+    voices_by_recording,
+)
 from workflow_scripts.io_utils import StageError, atomic_path, read_jsonl, run_stage
 from workflow_scripts.quality_gate import evaluate, gate_config, normalize_text, reason_code, unspeakable_chars
 
@@ -102,24 +120,56 @@ def apply_override(row: dict, override: dict, language: str) -> dict:
     return applied
 
 
+@dataclass
+class AudioGates:
+    """The audio gates' inputs: per recording score_clips' output, the validated ``quality``
+    and ``speaker_gate`` sections and the reference embedding (None: the dominant voice)."""
+
+    scores: dict[str, ClipScores]
+    quality: dict
+    speaker: dict
+    reference: np.ndarray | None
+
+
+def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
+    """Voice labels, similarity and the target decision on every row (in place); returns the
+    speaker part of the summary (mode, target voice, voices per recording)."""
+    if not rows:
+        return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": "", "recordings": {}}
+    decision = decide_speakers(np.stack([r["embedding"] for r in rows]), gates.speaker, gates.reference)
+    coords = embedding_map(np.stack([r["embedding"] for r in rows]))
+    for i, row in enumerate(rows):
+        row["speaker_sim"] = float(decision.similarity[i])
+        row["voice"] = decision.voice[i]
+        row["map"] = (float(coords[i, 0]), float(coords[i, 1]))
+        if decision.reasons[i]:
+            row["reasons"] = [*row["reasons"], *decision.reasons[i]]
+            row["keep"] = False
+    return {"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
+            "min_similarity": gates.speaker["min_similarity"], "recordings": voices_by_recording(rows)}
+
+
 def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | None = None,
-              overrides: dict | None = None, overrides_file: str | None = None) -> dict:
+              overrides: dict | None = None, overrides_file: str | None = None,
+              audio_gates: AudioGates | None = None) -> dict:
     """``recordings``: [(rec, transcripts.jsonl, clips dir or None, speaker[, language])].
 
     The expected language of a recording is ``gate.language`` when set, else the
-    recording's own language (5th item), else ``language``. ``overrides`` (from
-    ``read_overrides``) are applied after the gate and win over it.
+    recording's own language (5th item), else ``language``. ``audio_gates`` (the score_clips
+    outputs and the quality / speaker_gate sections) add the DNSMOS and target-voice reasons.
+    ``overrides`` (from ``read_overrides``) are applied after every gate and win over them.
     Returns {"rows": [...all clips with decision...], "summary": {...}}.
     """
     overrides = overrides or {}
     applied = []
     cfg = gate_config(gate_cfg, language)
-    rows, seen = [], {}
+    rows, seen, languages = [], {}, {}
     for item in recordings:
         rec, jsonl, clips_dir, speaker = item[:4]
         rec_cfg = cfg
         if (gate_cfg or {}).get("language") is None and len(item) > 4 and item[4]:
             rec_cfg = {**cfg, "language": item[4]}
+        scores = audio_gates.scores.get(rec) if audio_gates else None
         for record in read_jsonl(jsonl):
             clip = record.get("clip")
             if not clip:
@@ -136,9 +186,20 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 "reasons": ev["reasons"], "text": _clean(ev["text"]), "normalised": _clean(ev["normalised"]),
                 "override": "", "decoding": record.get("decoding") or "unknown",
             }
-            if clip in overrides:
-                applied.append(apply_override(row, overrides[clip], record.get("language") or "en"))
+            if scores is not None:
+                if clip not in scores.records:
+                    raise StageError(f"{jsonl}: clip {clip} has no scores (score_clips output of {rec} is stale)")
+                row["dnsmos"] = scores.records[clip]["dnsmos"]
+                row["embedding"] = scores.embeddings[clip]
+                extra = quality_reasons(row["dnsmos"], audio_gates.quality)
+                row["reasons"] = [*row["reasons"], *extra]
+                row["keep"] = row["keep"] and not extra
+            languages[clip] = record.get("language") or "en"
             rows.append(row)
+    speakers_summary = apply_speaker_gate(rows, audio_gates) if audio_gates else None
+    for row in rows:
+        if row["clip"] in overrides:
+            applied.append(apply_override(row, overrides[row["clip"]], languages[row["clip"]]))
     rows.sort(key=lambda r: (r["clip"], r["recording"]))
     applied.sort(key=lambda a: a["clip"])
     kept = [r for r in rows if r["keep"]]
@@ -166,6 +227,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         "decoding": dict(sorted(Counter(r["decoding"] for r in rows).items())),
         "recordings": {k: {**v, "by_reason": dict(sorted(v["by_reason"].items()))} for k, v in sorted(per_rec.items())},
         "gate": cfg,
+        "speakers": speakers_summary,
         "overrides": {
             "file": overrides_file,
             "counts": dict(sorted(Counter(a["action"] for a in applied).items())),
@@ -174,6 +236,17 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         },
     }
     return {"rows": rows, "summary": summary}
+
+
+# transcripts.tsv: the decision and both texts, then the audio scores (empty when a gate is
+# off): DNSMOS, cosine to the target voice, the voice (cluster) and the clip's place on the
+# 2-D map of embeddings (report_plots draws it).
+REVIEW_COLUMNS = ["clip", "recording", "speaker", "keep", "quality", "duration", "reasons", "text", "normalised",
+                  "override", "ovrl", "sig", "bak", "p808", "speaker_sim", "voice", "map_x", "map_y"]
+
+
+def _num(value, digits: int) -> str:
+    return "" if value is None or value == "" else f"{float(value):.{digits}f}"
 
 
 def write_outputs(result: dict, metadata, rejected, summary, review=None) -> None:
@@ -191,14 +264,31 @@ def write_outputs(result: dict, metadata, rejected, summary, review=None) -> Non
     if review is not None:
         with atomic_path(review) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            w.writerow(["clip", "recording", "speaker", "keep", "quality", "duration", "reasons", "text", "normalised",
-                        "override"])
+            w.writerow(REVIEW_COLUMNS)
             for r in rows:
+                dn = r.get("dnsmos") or {}
+                mx, my = r.get("map", ("", ""))
                 w.writerow([r["clip"], r["recording"], r["speaker"], int(r["keep"]), f"{r['quality']:.4f}",
                             f"{r['duration']:.3f}", ";".join(r["reasons"]), r["text"], r["normalised"],
-                            r.get("override", "")])
+                            r.get("override", ""), *(_num(dn.get(k), 3) for k in ("ovrl", "sig", "bak", "p808")),
+                            _num(r.get("speaker_sim"), 4), r.get("voice", ""), _num(mx, 4), _num(my, 4)])
     with atomic_path(summary) as tmp:
         Path(tmp).write_text(json.dumps(result["summary"], indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_audio_gates(snakemake, recs: list[str]) -> AudioGates | None:
+    """score_clips' outputs (inputs ``scores``/``embeddings``, one per recording in ``recs``
+    order) and the reference embedding (input ``reference``, optional); None when both audio
+    gates are off (no scores are inputs then)."""
+    quality, speaker = dict(snakemake.params.quality), dict(snakemake.params.speaker_gate)
+    if not (quality["enabled"] or speaker["enabled"]):
+        return None
+    scores, embs = list(snakemake.input.scores), list(snakemake.input.embeddings)
+    if not (len(scores) == len(embs) == len(recs)):
+        raise StageError(f"aggregate_metadata: {len(recs)} recordings but {len(scores)} scores / {len(embs)} embeddings")
+    ref_files = list(getattr(snakemake.input, "reference", []) or [])
+    reference = np.load(ref_files[0]) if ref_files else None
+    return AudioGates({r: read_scores(s, e) for r, s, e in zip(recs, scores, embs)}, quality, speaker, reference)
 
 
 def aggregate_main(snakemake, log) -> None:
@@ -215,7 +305,8 @@ def aggregate_main(snakemake, log) -> None:
     ov_files = [ov_files] if isinstance(ov_files, str) else list(ov_files)
     overrides = read_overrides(ov_files[0]) if ov_files else {}
     result = aggregate([(r, j, c, speakers.get(r, ""), languages.get(r)) for r, j, c in zip(recs, jsonls, clips)],
-                       dict(snakemake.params.gate or {}), default_lang, overrides, str(ov_files[0]) if ov_files else None)
+                       dict(snakemake.params.gate or {}), default_lang, overrides, str(ov_files[0]) if ov_files else None,
+                       read_audio_gates(snakemake, recs))
     ov = result["summary"]["overrides"]
     if ov_files:
         log.info("overrides from %s: %s applied", ov_files[0], ov["counts"] or "none")
@@ -230,6 +321,11 @@ def aggregate_main(snakemake, log) -> None:
     s = result["summary"]
     log.info("%d clips: %d kept (%.3f h), %d rejected %s", s["clips"], s["kept"], s["kept_hours"], s["rejected"],
              s["rejected_by_reason"])
+    spk = s["speakers"]
+    if spk:
+        for rec, v in spk["recordings"].items():
+            log.info("%s: %d voice(s) found; %s", rec, v["voices_found"],
+                     ", ".join(f"{k} {x['seconds']:.0f} s (kept {x['kept_seconds']:.0f} s)" for k, x in v["voices"].items()))
 
 
 if "snakemake" in globals():

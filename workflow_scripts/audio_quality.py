@@ -28,7 +28,7 @@ SR = 16000
 WINDOW_S = 9.01  # speechmos.dnsmos.INPUT_LENGTH
 MIN_SAMPLES = 160  # 10 ms: anything shorter holds no speech to judge (scores are None)
 
-# Default gate (bench/bench_gates.py, 16 + 40 clean Asterisk prompts; real noise from
+# The gate's defaults (schemas/config.schema.yaml, quality.*) come from bench/bench_gates.py, 16 + 40 clean Asterisk prompts; real noise from
 # codec2-examples mixed in; ve9qrp = real speech over HF radio). OVRL, min/median/max:
 # clean 3.01/3.27/3.42 (one of 40 more prompts 2.67), 30 dB 2.83-3.41, 20 dB 2.41-3.36,
 # 10 dB 2.21-2.76, 0 dB 1.15-2.38, ve9qrp 2.79-3.31. OVRL >= 2.8 keeps every clean clip of
@@ -38,7 +38,7 @@ MIN_SAMPLES = 160  # 10 ms: anything shorter holds no speech to judge (scores ar
 # 10 dB (no help against noise); BAK tracks the noise but separates no better than OVRL.
 # Both defaults together: clean 16/16 and 38/40, 30 dB 30/32, 20 dB 13/32, 10 and 0 dB 0/64,
 # ve9qrp 1/18 kept.
-GATE_DEFAULTS = {"min_ovrl": 2.8, "min_p808": 3.3, "min_sig": None, "min_bak": None}
+THRESHOLD_KEYS = ("min_ovrl", "min_p808", "min_sig", "min_bak")
 
 
 def providers() -> list[str]:
@@ -77,9 +77,8 @@ def to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
     return np.clip(audio, -1.0, 1.0)
 
 
-def gate_reasons(scores: dict, min_ovrl: float | None = GATE_DEFAULTS["min_ovrl"],
-                 min_p808: float | None = GATE_DEFAULTS["min_p808"], min_sig: float | None = None,
-                 min_bak: float | None = None) -> list[str]:
+def gate_reasons(scores: dict, *, min_ovrl: float | None, min_p808: float | None, min_sig: float | None,
+                 min_bak: float | None) -> list[str]:
     """Reasons a clip's DNSMOS ``scores`` ({"sig", "bak", "ovrl", "p808"}) fail the gate, as
     ``low_dnsmos_<key>:<value><<threshold>`` (empty list: it passes). A threshold of None is
     not checked; a clip without scores (under 10 ms) fails as ``no_dnsmos``."""
@@ -90,7 +89,7 @@ def gate_reasons(scores: dict, min_ovrl: float | None = GATE_DEFAULTS["min_ovrl"
 
 
 def passes_gate(scores: dict, **thresholds) -> bool:
-    """True when ``gate_reasons`` finds nothing (thresholds as its keywords; defaults GATE_DEFAULTS)."""
+    """True when ``gate_reasons`` finds nothing (thresholds as its keywords)."""
     return not gate_reasons(scores, **thresholds)
 
 

@@ -10,7 +10,8 @@ Rule ``report_plots`` (outputs under ``{root}/report/``):
 * ``quality.png``: quality-score distribution, kept vs rejected;
 * ``speaking_rate.png``: speech characters per second of the normalised text, against the
   gate's ``min_chars_per_s`` / ``max_chars_per_s``;
-* ``loudness.png``: clip loudness (LUFS) before and after normalisation (``clips.tsv``).
+* ``loudness.png``: clip loudness (LUFS) before and after normalisation (``clips.tsv``);
+* ``audio_quality.png`` and ``speakers.png``: the audio gates (workflow_scripts/report_gates.py).
 
 Rule ``report_summary``: ``run_summary.html`` (for the report) and ``run_summary.tsv``
 (``section item value``): recordings, hours in, clips, hours kept, rejected by reason, and
@@ -128,6 +129,10 @@ def run_summary(summary: dict, tsum: dict, stages: dict[str, dict], dropped_by_r
         rows.append(("rejected by reason", reason, n))
     for reason, n in dropped.items():
         rows.append(("rejected by reason", f"clip stage: {reason}", n))
+    spk = tsum.get("speakers") or {}
+    for rec, v in (spk.get("recordings") or {}).items():
+        voices = ", ".join(f"{k} {x['seconds']:.0f} s (kept {x['kept_seconds']:.0f} s)" for k, x in v["voices"].items())
+        rows.append(("voices per recording", rec, f"{v['voices_found']} found: {voices}"))
     hours_in = summary.get("hours_in", 0.0)
     if hours_in:
         rows.append(("seconds lost by reason", "yield (kept / in)", round(tsum.get("kept_hours", 0.0) / hours_in, 4)))
@@ -367,7 +372,11 @@ def plots_main(snakemake, log) -> None:
     plot_quality(review, out.quality)
     plot_speaking_rate(speaking_rates(review), limits, out.speaking_rate)
     plot_loudness(clips, limits.get("target_lufs"), out.loudness)
-    log.info("%d clips, %d transcribed: 6 figures in %s", len(clips), len(review), Path(out.quality).parent)
+    from workflow_scripts.report_gates import plot_audio_quality, plot_speakers
+
+    plot_audio_quality(review, limits, out.audio_quality)
+    plot_speakers(review, limits, out.speakers)
+    log.info("%d clips, %d transcribed: 8 figures in %s", len(clips), len(review), Path(out.quality).parent)
 
 
 def summary_main(snakemake, log) -> None:

@@ -3,7 +3,8 @@
 Lists every transcribed clip (kept and rejected, from ``transcripts.tsv``; ``metadata.csv``
 and ``rejected.tsv`` are checked against it) sorted by quality, worst first, with an
 ``<audio>`` player (relative link to ``../processed/{rec}/clips/{clip}``), the transcript,
-the gate's reason flags and accept / reject / edit-text controls. "Export overrides.tsv"
+the gates' reason flags, the audio scores (DNSMOS OVRL/P.808, similarity to the target
+voice; sortable) and accept / reject / edit-text controls. "Export overrides.tsv"
 downloads the decisions as a TSV (``clip action text``, action = accept|reject|edit): put
 it at ``{root}/overrides.tsv`` and rerun Snakemake; only ``aggregate_metadata`` and what
 follows it rerun, and the overrides win over the gate (see aggregate_metadata.py). The page
@@ -22,6 +23,10 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.io_utils import StageError, atomic_path, read_tsv, run_stage
+
+
+def _float(value) -> float | None:
+    return float(value) if value not in (None, "") else None
 
 
 def review_rows(review_tsv, metadata_csv=None, rejected_tsv=None) -> list[dict]:
@@ -50,6 +55,11 @@ def review_rows(review_tsv, metadata_csv=None, rejected_tsv=None) -> list[dict]:
             "text": r.get("text", ""),
             "normalised": r.get("normalised", ""),
             "override": r.get("override", "") or "",
+            # the audio gates' evidence (None when a gate is off or for an older table)
+            "ovrl": _float(r.get("ovrl")),
+            "p808": _float(r.get("p808")),
+            "speaker_sim": _float(r.get("speaker_sim")),
+            "voice": r.get("voice", "") or "",
             "src": "../processed/" + quote(r["recording"]) + "/clips/" + quote(r["clip"]),
         })
     out.sort(key=lambda x: (x["quality"], x["clip"]))
@@ -100,6 +110,8 @@ PAGE = r"""<!DOCTYPE html>
   .badge { display: inline-block; border-radius: 3px; padding: 0 .4em; font-size: .8em; color: #fff; white-space: nowrap; }
   .kept { background: var(--ok); } .rejected { background: var(--bad); } .pending { background: var(--edit); }
   .flag { display: inline-block; background: #fff0f6; color: #a61e4d; border: 1px solid #fcc2d7; border-radius: 3px; padding: 0 .3em; margin: 1px; font-size: .8em; }
+  .scores { font-variant-numeric: tabular-nums; white-space: nowrap; font-size: .85em; }
+  .low { color: var(--bad); font-weight: 600; }
   .clip { font-family: ui-monospace, monospace; font-size: .85em; }
   .rec { color: var(--mute); font-size: .8em; }
   .text { max-width: 34em; } .raw { color: var(--mute); font-size: .8em; }
@@ -119,6 +131,8 @@ PAGE = r"""<!DOCTYPE html>
     </select></label>
     <label>sort <select id="sort">
       <option value="asc">quality, worst first</option><option value="desc">quality, best first</option>
+      <option value="ovrl">audio quality (DNSMOS OVRL), worst first</option>
+      <option value="sim">speaker similarity, lowest first</option>
       <option value="clip">clip name</option>
     </select></label>
     <input id="search" type="search" placeholder="search text or clip">
@@ -131,7 +145,7 @@ PAGE = r"""<!DOCTYPE html>
   those already applied.</div>
 </header>
 <table>
-  <thead><tr><th>quality</th><th>clip</th><th>status</th><th>flags</th><th>listen</th><th>transcript</th><th>decision</th></tr></thead>
+  <thead><tr><th>quality</th><th>clip</th><th>status</th><th>flags</th><th>audio</th><th>listen</th><th>transcript</th><th>decision</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
 <script id="data" type="application/json">%%DATA%%</script>
@@ -177,6 +191,7 @@ function renderRow(c) {
   const flags = el("td");
   for (const r of c.reasons) flags.append(el("span", {class: "flag", title: r, text: r}));
   tr.append(flags);
+  tr.append(scoresCell(c));
   tr.append(el("td", {}, audioFor(c)));
   const txt = el("td", {class: "text"});
   const shown = d && d.action === "edit" ? d.text : c.normalised;
@@ -191,6 +206,17 @@ function renderRow(c) {
   if (d) act.append(btn("undo", "Undo", () => { delete decisions[c.clip]; changed(c); }));
   tr.append(act);
   return tr;
+}
+const num = (v, d) => (v === null || v === undefined ? "–" : v.toFixed(d));
+function scoresCell(c) {   // DNSMOS and the target-voice similarity; the failing ones in red
+  const td = el("td", {class: "scores"});
+  const low = (code) => c.reasons.some((r) => r.startsWith(code));
+  td.append(el("div", {class: low("low_dnsmos_ovrl") ? "low" : "", title: "DNSMOS overall MOS (1-5)", text: "OVRL " + num(c.ovrl, 2)}),
+            el("div", {class: low("low_dnsmos_p808") ? "low" : "", title: "DNSMOS P.808 MOS (1-5)", text: "P808 " + num(c.p808, 2)}),
+            el("div", {class: low("other_speaker") || low("no_voice") ? "low" : "",
+                       title: "cosine to the target voice" + (c.voice ? " · " + c.voice : ""),
+                       text: "voice " + num(c.speaker_sim, 2) + (c.voice ? " " + c.voice.replace("voice_", "#") : "")}));
+  return td;
 }
 const players = {};   // one <audio> per clip, kept across re-renders (playback goes on)
 function audioFor(c) {
@@ -225,6 +251,11 @@ function render() {
     (!q || (c.clip + " " + c.text + " " + c.normalised).toLowerCase().includes(q)));
   if (s === "desc") list = list.slice().sort((a, b) => b.quality - a.quality || a.clip.localeCompare(b.clip));
   else if (s === "clip") list = list.slice().sort((a, b) => a.clip.localeCompare(b.clip));
+  else if (s === "ovrl" || s === "sim") {
+    const key = s === "ovrl" ? "ovrl" : "speaker_sim";
+    const v = (c) => (c[key] === null ? Infinity : c[key]);
+    list = list.slice().sort((a, b) => v(a) - v(b) || a.clip.localeCompare(b.clip));
+  }
   $("#rows").replaceChildren(...list.map(renderRow));
   counts();
 }

@@ -9,27 +9,27 @@ atomically; rows in ``clips.tsv`` order):
       {"clip": "rec_00001.wav", "duration_s": 3.42,
        "dnsmos": {"sig": 3.51, "bak": 4.02, "ovrl": 3.24, "p808": 3.97}, "voiced": true}
 
-  (``dnsmos`` values None for a clip under 10 ms; ``voiced`` false when the speaker
-  encoder found no voice, its embedding row is then all zeros)
+  (``dnsmos`` null when quality.enabled is false, its values None for a clip under 10 ms;
+  ``voiced`` false when the speaker encoder found no voice: its embedding row is then zeros)
 * ``embeddings.npy``: float32 array (clips x 256), L2-normed Resemblyzer embeddings.
 
-Both models are loaded once per job (workflow_scripts/audio_quality.py,
+Both models are loaded once per process (workflow_scripts/audio_quality.py,
 workflow_scripts/speaker_similarity.py), and not at all for a recording without clips
-(its outputs are empty: no line, a 0 x 256 array). ``threads`` sets onnxruntime's and
-torch's intra-op threads. Optional ``params.cfg``: ``device`` (``auto``: CUDA when
-available, ``cpu``), ``max_windows`` (DNSMOS windows per clip, null = all, as
-speechmos/DNSMOS itself).
+(its outputs are empty: no line, a 0 x 256 array). ``params.cfg``: ``device`` (``auto``:
+CUDA when available), ``dnsmos`` (score DNSMOS or not), ``max_windows`` (DNSMOS windows per
+clip, null = all, as DNSMOS itself); ``threads`` scoring processes on a CPU.
 
 CLI (tests, benches): ``python -m workflow_scripts.score_clips CLIPS_DIR OUT_SCORES OUT_EMB
-[--threads N] [--max-windows N] [--device auto|cpu|cuda] [--log FILE]``.
+[--threads N] [--max-windows N] [--no-dnsmos] [--device auto|cpu|cuda] [--log FILE]``.
 """
-from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,9 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-DEFAULTS = {"device": "auto", "max_windows": None}
+# Audio per extra scoring process: at ~7x realtime per core, 5 min of clips take ~40 s, well
+# above the ~10 s a process pays to start.
+AUDIO_S_PER_WORKER = 300.0
 
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
@@ -89,42 +91,149 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def score_recording(clips_dir: str | os.PathLike, log, threads: int = 1, cfg: dict | None = None) -> tuple[list[dict], np.ndarray]:
-    """(records, embeddings) for every clip of ``clips_dir`` in clips.tsv order."""
-    cfg = {**DEFAULTS, **(cfg or {})}
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What a scoring process needs: the models' device and DNSMOS settings (quality.*)."""
+
+    device: str  # cpu or cuda (resolved)
+    dnsmos: bool  # False: no DNSMOS (quality.enabled false), embeddings only
+    max_windows: int | None
+    threads: int  # intra-op threads of each process
+
+
+_MODELS: dict = {}
+
+
+def _load_models(opts: ScoreOptions, log=None) -> dict:
+    """DNSMOS sessions and the speaker encoder, once per process."""
+    if _MODELS.get("opts") == opts:
+        return _MODELS
+    from workflow_scripts.audio_quality import DnsmosScorer, providers
+    from workflow_scripts.speaker_similarity import SpeakerEncoder
+
+    t0 = time.monotonic()
+    dnsmos = None
+    if opts.dnsmos:
+        dnsmos = DnsmosScorer(threads=opts.threads, max_windows=opts.max_windows,
+                              use_providers=None if opts.device == "cuda" else ["CPUExecutionProvider"])
+        if log and opts.device == "cuda" and "CUDAExecutionProvider" not in providers():
+            log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
+    encoder = SpeakerEncoder(device=opts.device, threads=opts.threads)
+    if log:
+        log.info("models loaded in %.1f s: DNSMOS %s (max_windows %s), speaker encoder on %s; %d threads",
+                 time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
+                 opts.device, opts.threads)
+    _MODELS.clear()
+    _MODELS.update(opts=opts, dnsmos=dnsmos, encoder=encoder)
+    return _MODELS
+
+
+def score_clips(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions,
+                on_clip=None, log=None) -> tuple[list[dict], np.ndarray]:
+    """Records and embeddings of ``names`` (in order), the models loaded once in this process."""
+    from workflow_scripts.audio_quality import SR, to_16k
+
+    models = _load_models(opts, log)
+    records, embs = [], np.zeros((len(names), EMBED_DIM), np.float32)
+    for i, (name, dur) in enumerate(zip(names, durations)):
+        audio, sr = read_clip(clips_dir / name)
+        a16 = to_16k(audio, sr)
+        scores = models["dnsmos"].score(a16, SR) if models["dnsmos"] else None
+        embs[i] = models["encoder"].embed(a16, SR)
+        records.append({"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))})
+        if on_clip:
+            on_clip(dur)
+    return records, embs
+
+
+_DONE: dict = {}
+
+
+def _init_worker(done) -> None:
+    _DONE["value"] = done
+
+
+def _score_part(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions):
+    done = _DONE["value"]
+
+    def on_clip(seconds: float) -> None:
+        with done.get_lock():
+            done.value += seconds
+
+    return score_clips(clips_dir, names, durations, opts, on_clip)
+
+
+def split_even(durations: list[float], parts: int) -> list[tuple[int, int]]:
+    """[start, end) index ranges of consecutive clips, ``parts`` runs of about equal audio (none empty)."""
+    parts = max(1, min(parts, len(durations)))
+    total, bounds, acc, start = sum(durations), [], 0.0, 0
+    for i, d in enumerate(durations):
+        acc += d
+        left = len(durations) - i - 1
+        need = parts - len(bounds) - 1
+        if need and (acc >= total * (len(bounds) + 1) / parts or left == need):
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, len(durations)))
+    return bounds
+
+
+def score_recording(clips_dir: str | os.PathLike, log, threads: int, cfg: dict) -> tuple[list[dict], np.ndarray]:
+    """(records, embeddings) for every clip of ``clips_dir`` in clips.tsv order.
+
+    ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None).
+    On a CPU with ``threads`` > 1 the clips are split into ``threads`` runs of about equal audio,
+    each scored by a process of its own with one thread (DNSMOS' convolutions gain little from
+    a second intra-op thread, a second process doubles the rate), at most one process per
+    AUDIO_S_PER_WORKER of audio (a process pays ~10 s to import torch and load the models);
+    every clip's scores are the same whichever process scored it. On a GPU one process.
+    """
     clips_dir = Path(clips_dir)
     names = read_clip_names(clips_dir)
     if not names:
         log.info("%s: no clips (no model loaded)", clips_dir / "clips.tsv")
         return [], np.zeros((0, EMBED_DIM), np.float32)
     durations = [clip_seconds(clips_dir / name) for name in names]  # an unreadable file fails before models load
-    from workflow_scripts.audio_quality import SR, DnsmosScorer, providers, to_16k
-    from workflow_scripts.speaker_similarity import SpeakerEncoder
-
     device = resolve_device(str(cfg["device"]))
-    t0 = time.monotonic()
-    dnsmos = DnsmosScorer(threads=threads, use_providers=None if device == "cuda" else ["CPUExecutionProvider"],
-                          max_windows=cfg["max_windows"])
-    encoder = SpeakerEncoder(device=device, threads=threads)
-    log.info("models loaded in %.1f s: DNSMOS on %s (max_windows %s), speaker encoder on %s; %d threads",
-             time.monotonic() - t0, dnsmos.providers[0], cfg["max_windows"], device, threads)
-    if device == "cuda" and "CUDAExecutionProvider" not in providers():
-        log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
     total = sum(durations)
+    workers = 1 if device == "cuda" else max(1, min(int(threads), len(names), math.ceil(total / AUDIO_S_PER_WORKER)))
+    # one intra-op thread per process: DNSMOS' convolutions gain ~15 % from a second thread on
+    # an idle machine and lose several times that when the cores are shared (threads wait on
+    # one another at every operator); parallelism comes from processes
+    opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], 1)
     progress = Progress(total, f"score {clips_dir.parent.name}", log)
-    records, embs = [], np.zeros((len(names), EMBED_DIM), np.float32)
     t1 = time.monotonic()
-    for i, (name, dur) in enumerate(zip(names, durations)):
-        audio, sr = read_clip(clips_dir / name)
-        a16 = to_16k(audio, sr)
-        scores = dnsmos.score(a16, SR)
-        embs[i] = encoder.embed(a16, SR)
-        records.append({"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))})
-        progress.update(dur)
+    if workers == 1:
+        records, embs = score_clips(clips_dir, names, durations, opts, progress.update, log)
+    else:
+        log.info("%d scoring processes, one thread each", workers)
+        records, embs = _score_in_workers(clips_dir, names, durations, opts, workers, progress)
     elapsed = time.monotonic() - t1
     log.info("scored %d clips (%.1f s of audio) in %.1f s (%.1fx realtime)", len(names), total, elapsed,
              total / max(elapsed, 1e-9))
     return records, embs
+
+
+def _score_in_workers(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions,
+                      workers: int, progress) -> tuple[list[dict], np.ndarray]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    done = ctx.Value("d", 0.0)
+    parts = split_even(durations, workers)
+    with ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker, initargs=(done,)) as pool:
+        futures = [pool.submit(_score_part, clips_dir, names[a:b], durations[a:b], opts) for a, b in parts]
+        reported = 0.0
+        while wait(futures, timeout=2.0).not_done:
+            if done.value > reported:
+                progress.update(done.value - reported)
+                reported = done.value
+        results = [f.result() for f in futures]
+    if done.value > reported:
+        progress.update(done.value - reported)
+    records = [r for recs, _ in results for r in recs]
+    return records, np.concatenate([e for _, e in results]).astype(np.float32)
 
 
 def write_outputs(records: list[dict], embeddings: np.ndarray, scores_path, emb_path) -> None:
@@ -138,10 +247,7 @@ def write_outputs(records: list[dict], embeddings: np.ndarray, scores_path, emb_
 
 
 def main(snakemake, log) -> None:
-    threads = int(getattr(snakemake, "threads", 1) or 1)
-    params = getattr(snakemake, "params", None)
-    cfg = dict(getattr(params, "cfg", None) or {}) if params is not None else {}
-    records, embs = score_recording(snakemake.input.clips, log, threads, cfg)
+    records, embs = score_recording(snakemake.input.clips, log, int(snakemake.threads), dict(snakemake.params.cfg))
     write_outputs(records, embs, snakemake.output.scores, snakemake.output.embeddings)
     log.info("wrote %s and %s", snakemake.output.scores, snakemake.output.embeddings)
 
@@ -157,13 +263,15 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("embeddings")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-windows", type=int, default=None)
+    ap.add_argument("--max-windows", type=int, default=None, help="default: every window (exact DNSMOS)")
+    ap.add_argument("--no-dnsmos", action="store_true", help="speaker embeddings only")
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
 
     def work(log) -> None:
         records, embs = score_recording(args.clips_dir, log, args.threads,
-                                        {"device": args.device, "max_windows": args.max_windows})
+                                        {"device": args.device, "dnsmos": not args.no_dnsmos,
+                                         "max_windows": args.max_windows})
         write_outputs(records, embs, args.scores, args.embeddings)
 
     return run_cli(work, args.log)

@@ -1,0 +1,152 @@
+"""The audio gates' decisions (DNSMOS thresholds, target voice) on inputs with known answers,
+and their path through aggregate_metadata into the dataset tables."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests import speech_fixtures as sfx  # noqa: E402
+from workflow_scripts import aggregate_metadata as agg  # noqa: E402
+from workflow_scripts import clip_gates as cg  # noqa: E402
+
+
+def voices(n_a: int, n_b: int, seed: int = 0, spread: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of two voices (rows A then B) around two orthogonal, non-negative centres."""
+    rng = np.random.default_rng(seed)
+    a, b = np.zeros(256), np.zeros(256)
+    a[:128], b[128:] = 1.0, 1.0
+    rows = [c + spread * rng.random(256) for c in [a] * n_a + [b] * n_b]
+    e = np.array(rows, dtype=np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True), np.array([True] * n_a + [False] * n_b)
+
+
+def test_quality_reasons_follow_the_thresholds():
+    q = sfx.config_section("quality")
+    good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
+    assert cg.quality_reasons(good, q) == []
+    assert cg.quality_reasons({**good, "ovrl": 2.41}, q) == ["low_dnsmos_ovrl:2.41<2.8"]
+    assert cg.quality_reasons({**good, "ovrl": 2.0, "p808": 3.0}, q) == ["low_dnsmos_ovrl:2.00<2.8",
+                                                                         "low_dnsmos_p808:3.00<3.3"]
+    assert cg.quality_reasons({**good, "ovrl": 2.0}, {**q, "min_ovrl": None}) == []
+    assert cg.quality_reasons({**good, "ovrl": 1.0}, {**q, "enabled": False}) == []
+    assert cg.quality_reasons({"ovrl": None, "sig": None, "bak": None, "p808": None}, q) == ["no_dnsmos"]
+
+
+def test_dominant_voice_wins_without_a_reference():
+    e, truth = voices(12, 5)
+    d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None)
+    target = np.array([not r for r in d.reasons])
+    assert np.array_equal(target, truth), d.similarity
+    assert d.mode == "dominant" and d.target_voice == "voice_1"
+    assert set(d.voice[:12]) == {"voice_1"} and set(d.voice[12:]) == {"voice_2"}
+    assert all(r[0].startswith("other_speaker:sim=") for r, t in zip(d.reasons, truth) if not t)
+
+
+def test_reference_picks_the_smaller_voice():
+    e, truth = voices(12, 5)
+    ref = e[12:].mean(axis=0)
+    d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), ref / np.linalg.norm(ref))
+    target = np.array([not r for r in d.reasons])
+    assert np.array_equal(target, ~truth) and d.mode == "reference" and d.target_voice == "voice_2"
+
+
+def test_no_voice_rows_and_the_gate_switched_off():
+    e, _ = voices(4, 0)
+    e = np.vstack([e, np.zeros((1, 256), np.float32)])
+    d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None)
+    assert d.reasons[-1] == ["no_voice"] and d.voice[-1] == "" and all(not r for r in d.reasons[:-1])
+    off = cg.decide_speakers(e, sfx.config_section("speaker_gate", enabled=False), None)
+    assert all(not r for r in off.reasons) and off.voice[:4] == ["voice_1"] * 4  # still reported
+
+
+def test_voices_by_recording_counts_seconds_kept():
+    rows = [{"recording": "a", "voice": "voice_1", "duration": 4.0, "keep": True}] * 3 + \
+           [{"recording": "a", "voice": "voice_2", "duration": 6.0, "keep": False}] * 2 + \
+           [{"recording": "a", "voice": "voice_3", "duration": 9.0, "keep": False}]  # one stray clip
+    v = cg.voices_by_recording(rows)["a"]
+    assert v["voices_found"] == 2
+    assert v["voices"]["voice_1"] == {"clips": 3, "seconds": 12.0, "kept_seconds": 12.0}
+    assert v["voices"]["voice_2"]["kept_seconds"] == 0.0
+
+
+def test_embedding_map_is_deterministic_and_separates_voices():
+    e, truth = voices(10, 6, seed=3)
+    m1, m2 = cg.embedding_map(e), cg.embedding_map(e.copy())
+    assert np.array_equal(m1, m2) and m1.shape == (16, 2)
+    assert (m1[truth, 0].mean() > 0) != (m1[~truth, 0].mean() > 0)  # the first axis splits them
+
+
+def write_recording(root: Path, rec: str, n: int, dnsmos: list[dict], emb: np.ndarray) -> tuple:
+    clips = root / rec / "clips"
+    clips.mkdir(parents=True)
+    records = []
+    with open(root / rec / "transcripts.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(n):
+            name = f"{rec}_{i:05d}.wav"
+            (clips / name).write_bytes(b"")
+            record = {"clip": name, "text": "This is a clean sentence of speech.", "duration_s": 2.5,
+                      "language": "en", "language_probability": 1.0, "avg_logprob": -0.2,
+                      "no_speech_prob": 0.01, "compression_ratio": 1.2, "words": []}
+            fh.write(json.dumps(record) + "\n")
+            records.append({"clip": name, "duration_s": 2.5, "dnsmos": dnsmos[i], "voiced": bool(np.any(emb[i]))})
+    with open(root / rec / "scores.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+    np.save(root / rec / "embeddings.npy", emb.astype(np.float32))
+    return rec, str(root / rec / "transcripts.jsonl"), str(clips), "spk", "en"
+
+
+def test_aggregate_applies_both_gates_and_overrides_win(tmp_path):
+    e, truth = voices(8, 4)
+    good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
+    dn = [good] * 12
+    dn[1] = {**good, "ovrl": 2.2}
+    recs = [write_recording(tmp_path, "a", 6, dn[:6], e[:6]), write_recording(tmp_path, "b", 6, dn[6:], e[6:])]
+    scores = {r: cg.read_scores(tmp_path / r / "scores.jsonl", tmp_path / r / "embeddings.npy") for r in ("a", "b")}
+    gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
+    gate = sfx.transcription_config()["gate"]
+    overrides = {"b_00005.wav": {"action": "accept", "text": "", "line": 2}}
+    result = agg.aggregate(recs, gate, "en", overrides, "ov.tsv", gates)
+    by = {r["clip"]: r for r in result["rows"]}
+    assert by["a_00001.wav"]["reasons"] == ["low_dnsmos_ovrl:2.20<2.8"] and not by["a_00001.wav"]["keep"]
+    for i in range(2, 6):  # recording b's last four clips are the other voice
+        r = by[f"b_{i:05d}.wav"]
+        assert r["voice"] == "voice_2" and r["reasons"][0].startswith("other_speaker:sim=")
+    assert by["b_00005.wav"]["keep"] and by["b_00005.wav"]["override"] == "accept"
+    assert not by["b_00004.wav"]["keep"]
+    kept = {c for c, r in by.items() if r["keep"]}
+    assert kept == {f"a_{i:05d}.wav" for i in (0, 2, 3, 4, 5)} | {"b_00000.wav", "b_00001.wav", "b_00005.wav"}
+    spk = result["summary"]["speakers"]
+    assert spk["mode"] == "dominant" and spk["recordings"]["b"]["voices_found"] == 2
+    assert spk["recordings"]["a"]["voices_found"] == 1
+    out = {k: tmp_path / f"{k}.out" for k in ("metadata", "rejected", "summary", "review")}
+    agg.write_outputs(result, out["metadata"], out["rejected"], out["summary"], out["review"])
+    with open(out["review"], newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert list(rows[0]) == agg.REVIEW_COLUMNS
+    row = next(r for r in rows if r["clip"] == "a_00001.wav")
+    assert row["ovrl"] == "2.200" and row["voice"] == "voice_1" and float(row["speaker_sim"]) > 0.8
+    assert all(r["map_x"] for r in rows)
+    rejected = out["rejected"].read_text("utf-8")
+    assert "low_dnsmos_ovrl:2.20<2.8" in rejected and "other_speaker:sim=" in rejected
+    assert "b_00005.wav" in out["metadata"].read_text("utf-8")
+
+
+def test_scores_that_miss_a_clip_are_an_error(tmp_path):
+    e, _ = voices(3, 0)
+    good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
+    rec = write_recording(tmp_path, "a", 3, [good] * 3, e)
+    lines = (tmp_path / "a" / "scores.jsonl").read_text().splitlines()
+    (tmp_path / "a" / "scores.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    np.save(tmp_path / "a" / "embeddings.npy", e[:2])
+    scores = {"a": cg.read_scores(tmp_path / "a" / "scores.jsonl", tmp_path / "a" / "embeddings.npy")}
+    gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
+    with pytest.raises(agg.StageError, match="a_00002.wav has no scores"):
+        agg.aggregate([rec], sfx.transcription_config()["gate"], "en", None, None, gates)

@@ -1,0 +1,142 @@
+"""The audio gates over all recordings' clips: DNSMOS thresholds and the target voice.
+
+Inputs are what score_clips writes per recording (``scores.jsonl`` + ``embeddings.npy``);
+aggregate_metadata applies the decisions next to the transcript gate. Numpy only (runs
+in the media env): the speaker encoder is not needed here, only its embeddings.
+
+* Quality (``quality.*``): a clip whose DNSMOS scores miss a threshold is rejected with
+  ``low_dnsmos_<key>:<value><<threshold>`` (audio_quality.gate_reasons).
+* Target voice (``speaker_gate.*``): the clips' embeddings over all recordings are
+  clustered (speaker_similarity.dominant_speaker); the clusters are the *voices* (numbered by
+  size: ``voice_1`` is the largest). The target is the reference's mean embedding when
+  reference files are given, else the largest cluster's centroid; a clip whose cosine to
+  the target is under ``min_similarity`` is rejected as ``other_speaker:sim=<s><<min>``, a clip
+  in which the encoder found no voice as ``no_voice``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.audio_quality import THRESHOLD_KEYS, gate_reasons
+from workflow_scripts.io_utils import StageError
+from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, similarity
+
+# A voice is reported as found in a recording when it holds at least this many clips and
+# seconds there (a single stray clip is more often noise or a cough than a second speaker).
+VOICE_MIN_CLIPS = 2
+VOICE_MIN_SECONDS = 5.0
+
+
+@dataclass
+class ClipScores:
+    """One recording's score_clips output, by clip file name."""
+
+    records: dict[str, dict]
+    embeddings: dict[str, np.ndarray]
+
+
+def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
+    path = Path(scores_jsonl)
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as exc:
+                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
+    try:
+        emb = np.load(str(embeddings_npy))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{embeddings_npy}: cannot read ({exc})") from exc
+    if emb.shape != (len(records), EMBED_DIM):
+        raise StageError(f"{embeddings_npy}: shape {emb.shape}, expected ({len(records)}, {EMBED_DIM}) for {path}")
+    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)})
+
+
+def quality_reasons(dnsmos: dict | None, quality_cfg: dict) -> list[str]:
+    """Reasons the clip fails the DNSMOS gate ([] when it passes or the gate is off)."""
+    if not quality_cfg["enabled"]:
+        return []
+    if dnsmos is None:
+        raise StageError("quality.enabled but a clip has no DNSMOS scores (score_clips ran without them)")
+    return gate_reasons(dnsmos, **{k: quality_cfg[k] for k in THRESHOLD_KEYS})
+
+
+@dataclass
+class SpeakerDecision:
+    similarity: np.ndarray  # cosine to the target, per row (0 for rows without voice)
+    voice: list[str]  # voice_1 (largest cluster), voice_2, ...; "" without voice
+    reasons: list[list[str]]  # per row, [] = the target voice
+    target_voice: str  # the voice holding most of the target's clips
+    mode: str  # "reference" or "dominant"
+
+
+def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None) -> SpeakerDecision:
+    """Voices and the target decision for every row of ``embeddings`` (all recordings' clips)."""
+    e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
+    voiced = np.linalg.norm(e, axis=1) > 0
+    n = len(e)
+    voice = [""] * n
+    if not voiced.any():
+        return SpeakerDecision(np.zeros(n), voice, [["no_voice"]] * n, "", "reference" if reference is not None else "dominant")
+    labels, centroid = dominant_speaker(e, gate_cfg["cluster_threshold"])
+    for i in np.flatnonzero(voiced):
+        voice[i] = f"voice_{labels[i] + 1}"
+    target = reference if reference is not None else centroid
+    sims = np.where(voiced, np.atleast_1d(similarity(e, target)), 0.0)
+    min_sim = gate_cfg["min_similarity"]
+    reasons = []
+    for i in range(n):
+        if not gate_cfg["enabled"]:
+            reasons.append([])
+        elif not voiced[i]:
+            reasons.append(["no_voice"])
+        elif sims[i] < min_sim:
+            reasons.append([f"other_speaker:sim={sims[i]:.2f}<{min_sim:g}"])
+        else:
+            reasons.append([])
+    on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]
+    target_voice = max(sorted(set(on_target)), key=on_target.count) if on_target else ""
+    return SpeakerDecision(np.round(sims, 4), voice, reasons, target_voice,
+                           "reference" if reference is not None else "dominant")
+
+
+def voices_by_recording(rows: list[dict]) -> dict[str, dict]:
+    """Per recording: the voices found (VOICE_MIN_CLIPS / VOICE_MIN_SECONDS) and, per voice,
+    clips, seconds and seconds kept. ``rows`` carry recording, voice, duration, keep."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        rec = out.setdefault(r["recording"], {})
+        v = rec.setdefault(r.get("voice") or "no_voice", {"clips": 0, "seconds": 0.0, "kept_seconds": 0.0})
+        v["clips"] += 1
+        v["seconds"] += r["duration"]
+        v["kept_seconds"] += r["duration"] if r["keep"] else 0.0
+    result = {}
+    for rec, voices in sorted(out.items()):
+        voices = {k: {**v, "seconds": round(v["seconds"], 3), "kept_seconds": round(v["kept_seconds"], 3)}
+                  for k, v in sorted(voices.items())}
+        found = [k for k, v in voices.items()
+                 if k != "no_voice" and v["clips"] >= VOICE_MIN_CLIPS and v["seconds"] >= VOICE_MIN_SECONDS]
+        result[rec] = {"voices_found": len(found), "voices": voices}
+    return result
+
+
+def embedding_map(embeddings: np.ndarray) -> np.ndarray:
+    """2-D coordinates of the rows (first two principal components; rows without voice at
+    the origin), signs fixed so the map does not flip between identical runs."""
+    e = np.asarray(embeddings, dtype=np.float64).reshape(-1, EMBED_DIM)
+    out = np.zeros((len(e), 2))
+    voiced = np.linalg.norm(e, axis=1) > 0
+    if voiced.sum() < 3:
+        return out
+    x = e[voiced] - e[voiced].mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    axes *= np.where(np.abs(axes).max(axis=1, keepdims=True) == axes.max(axis=1, keepdims=True), 1.0, -1.0)
+    out[voiced] = x @ axes.T
+    return np.round(out, 4)
