@@ -15,7 +15,7 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    rec=ID_PATTERN,
+    shard=ID_PATTERN,
 
 
 include: "rules/ingest.smk"
@@ -24,6 +24,7 @@ include: "rules/segment.smk"
 include: "rules/score.smk"
 include: "rules/transcribe.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 

@@ -15,6 +15,7 @@ from workflow_scripts.recordings import (  # noqa: E402
     recordings_from_sheet,
     scan_directory,
 )
+from workflow_scripts.shards import estimated_seconds, plan_shards  # noqa: E402
 
 # `separation: none` is shorthand for `separation: {method: none}`; expanding it before the
 # validation lets the schema fill in the other defaults.
@@ -65,17 +66,75 @@ def recording_ids():
     return sorted(RECORDINGS)
 
 
+# --- shards: the unit of every per-recording stage (workflow_scripts/shards.py) -----------
+def _plan_shards():
+    """{shard: member ids} and each recording's estimated seconds: one stat per file."""
+    seconds = {}
+    for rec, r in RECORDINGS.items():
+        try:
+            size = os.stat(r.path).st_size
+        except OSError:  # ingest reports a missing file; it weighs nothing here
+            size = 0
+        seconds[rec] = estimated_seconds(r.path, size)
+    return plan_shards(seconds, 60.0 * config["inputs"]["shard_minutes"]), seconds
+
+
+SHARDS, RECORDING_SECONDS = _plan_shards()
+
+
+def shard_ids():
+    return list(SHARDS)
+
+
+def shard_recordings(wildcards):
+    """The shard's member recording ids (sorted): a param, so a member added or removed
+    reruns the shard."""
+    return SHARDS[wildcards.shard]
+
+
+def shard_media(wildcards):
+    """The users' files of the shard's members, read-only: only ever inputs."""
+    return [RECORDINGS[r].path for r in SHARDS[wildcards.shard]]
+
+
+def shard_manifest(rule, shard="{shard}"):
+    """A shard job's declared output: its members' outputs with their sha256."""
+    return f"{OUT}/shards/{shard}/{rule}.tsv"
+
+
+def all_manifests(rule):
+    return [shard_manifest(rule, s) for s in shard_ids()]
+
+
+def shard_log(rule):
+    # under shards/: a recording id never collides with a shard's log
+    return log_path(rule, "shards/{shard}")
+
+
+def shard_benchmark(rule):
+    return benchmark_path(rule, "shards/{shard}")
+
+
+def shard_seconds(wildcards):
+    """The shard's audio, estimated from its files' sizes (resources follow it)."""
+    return sum(RECORDING_SECONDS[r] for r in SHARDS[wildcards.shard])
+
+
+def shard_longest_seconds(wildcards):
+    return max(RECORDING_SECONDS[r] for r in SHARDS[wildcards.shard])
+
+
+def ingest_runtime(wildcards):
+    """Minutes: ffmpeg decodes and sha256 hashes at well over 10x realtime."""
+    return int(10 + shard_seconds(wildcards) / 60 / 10)
+
+
 def recording_speaker(rec):
     return RECORDINGS[rec].speaker
 
 
 def recording_language(rec):
     return RECORDINGS[rec].language
-
-
-def original_media(wildcards):
-    """The user's file, read-only: only ever an input."""
-    return RECORDINGS[wildcards.rec].path
 
 
 # --- paths --------------------------------------------------------------------------------
@@ -96,11 +155,13 @@ def benchmark_path(rule, key):
 
 
 def all_sidecars():
-    return [processed_path(r, "source.json") for r in recording_ids()]
+    """Every recording's source.json, through the ingest manifests of the shards."""
+    return all_manifests("ingest")
 
 
 def all_clip_dirs():
-    return [processed_path(r, "clips") for r in recording_ids()]
+    """Every recording's clips directory, through the preprocess_clips manifests."""
+    return all_manifests("preprocess_clips")
 
 
 def excluded_recordings():
@@ -174,8 +235,11 @@ def final_targets():
         targets += [
             dataset_path("voice/voice.onnx"),
             dataset_path("voice/smoke_test.json"),
+            dataset_path("voice/selection.json"),
             report_path("training.png"),
         ]
+        if evaluation_enabled():
+            targets.append(eval_path("index.html"))
     return targets
 
 
@@ -184,22 +248,22 @@ def separation_rule_is_copy():
 
 
 # --- resources ----------------------------------------------------------------------------
-def _input_mb(input, name):
-    try:
-        return os.path.getsize(str(getattr(input, name))) / 1e6
-    except (OSError, AttributeError):
-        return 100.0
+# A shard job's resources follow its audio, estimated from its files' sizes at DAG-build time
+# (no file is read): the time from the shard's total, the memory from its longest member
+# (members are processed one at a time).
+def _stem_mb(seconds):
+    """MB of the mono s16 stem at the pipeline rate."""
+    return seconds * 2 * config["sample_rate"] / 1e6
 
 
-def audio_job_mem_mb(wildcards, input):
+def audio_job_mem_mb(wildcards):
     """Segmentation holds the int16 stem plus a float64 block: a few times the WAV size."""
-    return int(600 + 4 * _input_mb(input, "vocals"))
+    return int(600 + 4 * _stem_mb(shard_longest_seconds(wildcards)))
 
 
-def audio_job_runtime(wildcards, input):
+def audio_job_runtime(wildcards):
     """Minutes: generous for ~100x realtime processing, never under 10."""
-    # 1 MB of 22.05 kHz s16 mono is ~23 s of audio.
-    return int(10 + _input_mb(input, "vocals") * 23 / 60 / 20)
+    return int(10 + shard_seconds(wildcards) / 60 / 20)
 
 
 # --- segmentation and clips ---------------------------------------------------------------
@@ -241,16 +305,15 @@ def transcription_gpus():
     return 1 if config["transcription"]["device"] == "cuda" else 0
 
 
-def transcription_mem_mb(wildcards, input):
+def transcription_mem_mb(wildcards):
     """Per decoding process: model + one block of the stem at 16 kHz float32 (+ WhisperX's torch)."""
     base = 6000 if transcription_env() == "whisperx" else 1500
     return (base + 600) * config["transcription"]["decode_workers"]
 
 
-def transcription_runtime(wildcards, input):
+def transcription_runtime(wildcards):
     """Minutes: CPU tiny.en int8 runs ~10x realtime on 2 loaded cores; larger models slower."""
-    audio_min = _input_mb(input, "vocals") * 23 / 60
-    return int(15 + audio_min)
+    return int(15 + shard_seconds(wildcards) / 60)
 
 
 def transcription_language(rec):
@@ -280,14 +343,17 @@ TRANSCRIBE_KEYS = (
 )
 
 
-def transcription_params(wildcards):
-    cfg = {k: config["transcription"][k] for k in TRANSCRIBE_KEYS}
-    cfg["language"] = transcription_language(wildcards.rec)
-    return cfg
+def transcription_params():
+    return {k: config["transcription"][k] for k in TRANSCRIBE_KEYS}
+
+
+def shard_languages(wildcards):
+    """{member: decoding language} (None: detect per clip)."""
+    return {r: transcription_language(r) for r in SHARDS[wildcards.shard]}
 
 
 def all_transcripts():
-    return [processed_path(r, "transcripts.jsonl") for r in recording_ids()]
+    return all_manifests("transcribe")
 
 
 def speakers_by_recording():
@@ -304,16 +370,11 @@ def audio_gates_enabled():
 
 
 def all_scores():
-    """score_clips' outputs, one per recording (none when both audio gates are off)."""
+    """score_clips' manifests (scores.jsonl and embeddings.npy of every recording; none when
+    both audio gates are off)."""
     if not audio_gates_enabled():
         return []
-    return [processed_path(r, "scores.jsonl") for r in recording_ids()]
-
-
-def all_embeddings():
-    if not audio_gates_enabled():
-        return []
-    return [processed_path(r, "embeddings.npy") for r in recording_ids()]
+    return all_manifests("score_clips")
 
 
 def speaker_reference_files():
@@ -341,23 +402,14 @@ def scoring_gpus():
     return 1 if config["quality"]["device"] == "cuda" else 0
 
 
-def _clips_mb(input):
-    try:
-        with os.scandir(str(input.clips)) as entries:
-            return sum(e.stat().st_size for e in entries if e.is_file()) / 1e6
-    except (OSError, AttributeError):
-        return 100.0
-
-
-def scoring_mem_mb(wildcards, input):
+def scoring_mem_mb(wildcards):
     """Per scoring process (one per thread on a CPU): torch + the two ONNX sessions, ~0.9 GB."""
     return 1000 * config["quality"]["threads"] + 200
 
 
-def scoring_runtime(wildcards, input):
+def scoring_runtime(wildcards):
     """Minutes: DNSMOS with one window per clip runs ~7x realtime per CPU core."""
-    audio_min = _clips_mb(input) * 23 / 60
-    return int(15 + audio_min / 3)
+    return int(15 + shard_seconds(wildcards) / 60 / 3)
 
 
 def quality_gate_params():
@@ -421,14 +473,14 @@ def vocals_rule_name():
 
 def stage_benchmarks():
     """{rule: [benchmark TSVs]} of every job up to metadata (time per stage in the report)."""
-    per_rec = [
+    per_shard = [
         "ingest",
         vocals_rule_name(),
         "segment",
         "preprocess_clips",
         "transcribe",
     ]
-    out = {name: [benchmark_path(name, r) for r in recording_ids()] for name in per_rec}
+    out = {name: [benchmark_path(name, f"shards/{s}") for s in shard_ids()] for name in per_shard}
     out["summary"] = [benchmark_path("summary", "all")]
     out["aggregate_metadata"] = [benchmark_path("aggregate_metadata", "all")]
     return out

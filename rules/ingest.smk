@@ -1,14 +1,19 @@
+# Every per-recording stage runs one job per shard (a group of recordings of about
+# inputs.shard_minutes of audio, workflow_scripts/shards.py): the outputs stay per recording
+# (processed/{rec}/..., logs/{rule}/{rec}.log); the job's declared output is the shard's
+# manifest (shards/{shard}/{rule}.tsv: each member output with its sha256).
+
+
 rule ingest:
-    """Decode one recording to mono 16-bit WAV at the pipeline rate, with a provenance sidecar."""
+    """Decode the shard's recordings to mono 16-bit WAV at the pipeline rate, each with a provenance sidecar."""
     input:
-        media=original_media,
+        media=shard_media,
     output:
-        audio=processed_path("{rec}", "audio.wav"),
-        sidecar=processed_path("{rec}", "source.json"),
+        manifest=shard_manifest("ingest"),
     log:
-        log_path("ingest", "{rec}"),
+        shard_log("ingest"),
     benchmark:
-        benchmark_path("ingest", "{rec}")
+        shard_benchmark("ingest")
     conda:
         "../envs/media.yaml"
     envmodules:
@@ -16,8 +21,10 @@ rule ingest:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=60,
+        runtime=ingest_runtime,
     params:
+        recs=shard_recordings,
+        out_dir=OUT,
         sample_rate=config["sample_rate"],
     script:
         "../workflow_scripts/ingest.py"
@@ -26,15 +33,15 @@ rule ingest:
 if separation_rule_is_copy():
 
     rule copy_vocals:
-        """`separation: none`: the ingested audio is the vocal stem (hard link, no copy)."""
+        """`separation: none`: the ingested audio is the vocal stem (hard links, no copy)."""
         input:
-            audio=processed_path("{rec}", "audio.wav"),
+            audio=shard_manifest("ingest"),
         output:
-            vocals=processed_path("{rec}", "vocals.wav"),
+            manifest=shard_manifest("copy_vocals"),
         log:
-            log_path("copy_vocals", "{rec}"),
+            shard_log("copy_vocals"),
         benchmark:
-            benchmark_path("copy_vocals", "{rec}")
+            shard_benchmark("copy_vocals")
         conda:
             "../envs/media.yaml"
         envmodules:
@@ -43,5 +50,8 @@ if separation_rule_is_copy():
         resources:
             mem_mb=200,
             runtime=10,
+        params:
+            recs=shard_recordings,
+            out_dir=OUT,
         script:
             "../workflow_scripts/ingest.py"

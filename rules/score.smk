@@ -1,20 +1,20 @@
 # The audio gates' evidence: DNSMOS scores and speaker embeddings per clip (one job per
-# recording, in the scoring env), and the target voice's reference embedding when
-# `speaker_gate.reference` names files. aggregate_metadata applies the thresholds, so a
-# threshold change re-gates without scoring again. Helpers: rules/common.smk.
+# shard of recordings, in the scoring env, the models loaded once), and the target voice's
+# reference embedding when `speaker_gate.reference` names files. aggregate_metadata applies
+# the thresholds, so a threshold change re-gates without scoring again. Helpers:
+# rules/common.smk.
 
 
 rule score_clips:
-    """Score every clip of one recording: DNSMOS (audio quality) and a speaker embedding."""
+    """Score every clip of the shard's recordings: DNSMOS (audio quality) and a speaker embedding."""
     input:
-        clips=processed_path("{rec}", "clips"),
+        clips=shard_manifest("preprocess_clips"),
     output:
-        scores=processed_path("{rec}", "scores.jsonl"),
-        embeddings=processed_path("{rec}", "embeddings.npy"),
+        manifest=shard_manifest("score_clips"),
     log:
-        log_path("score_clips", "{rec}"),
+        shard_log("score_clips"),
     benchmark:
-        benchmark_path("score_clips", "{rec}")
+        shard_benchmark("score_clips")
     conda:
         "../envs/scoring.yaml"
     envmodules:
@@ -26,6 +26,8 @@ rule score_clips:
         gpu=scoring_gpus(),
     params:
         cfg=scoring_params(),
+        recs=shard_recordings,
+        out_dir=OUT,
     script:
         "../workflow_scripts/score_clips.py"
 

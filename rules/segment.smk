@@ -1,13 +1,13 @@
 rule segment:
-    """Split the vocal stem at silence midpoints, recursively, until every segment fits."""
+    """Split the vocal stems of the shard's recordings at silence midpoints until every segment fits."""
     input:
-        vocals=processed_path("{rec}", "vocals.wav"),
+        vocals=shard_manifest(vocals_rule_name()),
     output:
-        segments=directory(processed_path("{rec}", "segments")),
+        manifest=shard_manifest("segment"),
     log:
-        log_path("segment", "{rec}"),
+        shard_log("segment"),
     benchmark:
-        benchmark_path("segment", "{rec}")
+        shard_benchmark("segment")
     conda:
         "../envs/media.yaml"
     envmodules:
@@ -19,21 +19,23 @@ rule segment:
     params:
         cfg=segmentation_params(),
         max_clip_s=config["preprocess"]["max_clip_s"],
+        recs=shard_recordings,
+        out_dir=OUT,
     script:
         "../workflow_scripts/segmentation.py"
 
 
 rule preprocess_clips:
-    """Trim, merge short neighbours, (denoise), resample, loudness-normalise: one recording's clips."""
+    """Trim, merge short neighbours, (denoise), resample, loudness-normalise: the clips of the shard's recordings."""
     input:
-        vocals=processed_path("{rec}", "vocals.wav"),
-        segments=processed_path("{rec}", "segments"),
+        vocals=shard_manifest(vocals_rule_name()),
+        segments=shard_manifest("segment"),
     output:
-        clips=directory(processed_path("{rec}", "clips")),
+        manifest=shard_manifest("preprocess_clips"),
     log:
-        log_path("preprocess_clips", "{rec}"),
+        shard_log("preprocess_clips"),
     benchmark:
-        benchmark_path("preprocess_clips", "{rec}")
+        shard_benchmark("preprocess_clips")
     conda:
         "../envs/media.yaml"
     envmodules:
@@ -46,6 +48,8 @@ rule preprocess_clips:
         cfg=preprocess_params(),
         max_clip_s=config["preprocess"]["max_clip_s"],
         sample_rate=config["sample_rate"],
+        recs=shard_recordings,
+        out_dir=OUT,
     script:
         "../workflow_scripts/preprocess.py"
 

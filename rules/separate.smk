@@ -1,25 +1,21 @@
-# Vocal separation (Spleeter or Demucs): one job per recording, streamed in chunks.
-# `separation: none` is handled by rule copy_vocals (rules/ingest.smk) instead.
-# Helpers live in workflow_scripts/separation.py (tested there; `--lint` wants no defs here).
+# Vocal separation (Spleeter or Demucs): one job per shard, the model loaded once, each
+# recording streamed in chunks. `separation: none` is handled by rule copy_vocals
+# (rules/ingest.smk) instead. Helpers live in workflow_scripts/separation.py (tested there;
+# `--lint` wants no defs here).
 from workflow_scripts import separation as separation_helpers
 
 if not separation_rule_is_copy():
 
     rule separate_vocals:
-        """Vocal stem (mono s16, same rate and length as audio.wav) with Spleeter or Demucs."""
+        """Vocal stems (mono s16, same rate and length as audio.wav) of the shard's recordings with Spleeter or Demucs."""
         input:
-            audio=processed_path("{rec}", "audio.wav"),
+            audio=shard_manifest("ingest"),
         output:
-            vocals=processed_path("{rec}", "vocals.wav"),
-            accompaniment=(
-                processed_path("{rec}", "accompaniment.wav")
-                if config["separation"]["keep_accompaniment"]
-                else temp(processed_path("{rec}", "accompaniment.wav"))
-            ),
+            manifest=shard_manifest("separate_vocals"),
         log:
-            log_path("separate_vocals", "{rec}"),
+            shard_log("separate_vocals"),
         benchmark:
-            benchmark_path("separate_vocals", "{rec}")
+            shard_benchmark("separate_vocals")
         conda:
             f"../envs/{separation_helpers.env_name(config['separation'])}.yaml"
         envmodules:
@@ -28,11 +24,14 @@ if not separation_rule_is_copy():
         resources:
             mem_mb=separation_helpers.mem_mb(config["separation"]),
             runtime=separation_helpers.runtime_function(
-                config["separation"], config["sample_rate"]
+                config["separation"], config["sample_rate"], shard_seconds
             ),
             gpu=separation_helpers.gpu_count(config["separation"]),
         params:
             method=config["separation"]["method"],
             cfg=separation_helpers.job_params(config["separation"]),
+            keep_accompaniment=config["separation"]["keep_accompaniment"],
+            recs=shard_recordings,
+            out_dir=OUT,
         script:
             "../workflow_scripts/separation.py"

@@ -1,19 +1,20 @@
-# Transcription (one job per recording: model loaded once, clips batched) and the
-# aggregation of all recordings into metadata.csv / rejected.tsv. Helpers: rules/common.smk.
+# Transcription (one job per shard of recordings: the model loaded once, every recording's
+# clips decoded with context) and the aggregation of all recordings into metadata.csv /
+# rejected.tsv. Helpers: rules/common.smk.
 
 
 rule transcribe:
-    """Decode the recording's speech with context (Whisper over the stem's clip windows) and
-    give each clip the words spoken inside it."""
+    """Decode the speech of the shard's recordings with context (Whisper over each stem's clip
+    windows) and give each clip the words spoken inside it."""
     input:
-        vocals=processed_path("{rec}", "vocals.wav"),
-        clips=processed_path("{rec}", "clips"),
+        vocals=shard_manifest(vocals_rule_name()),
+        clips=shard_manifest("preprocess_clips"),
     output:
-        jsonl=processed_path("{rec}", "transcripts.jsonl"),
+        manifest=shard_manifest("transcribe"),
     log:
-        log_path("transcribe", "{rec}"),
+        shard_log("transcribe"),
     benchmark:
-        benchmark_path("transcribe", "{rec}")
+        shard_benchmark("transcribe")
     conda:
         transcription_conda_env()
     envmodules:
@@ -24,8 +25,10 @@ rule transcribe:
         runtime=transcription_runtime,
         gpu=transcription_gpus(),
     params:
-        cfg=transcription_params,
-        rec="{rec}",
+        cfg=transcription_params(),
+        languages=shard_languages,
+        recs=shard_recordings,
+        out_dir=OUT,
     script:
         "../workflow_scripts/transcription.py"
 
@@ -40,7 +43,6 @@ rule aggregate_metadata:
         transcripts=all_transcripts(),
         clips=all_clip_dirs(),
         scores=all_scores(),
-        embeddings=all_embeddings(),
         reference=speaker_reference_input(),
         overrides=overrides_input,
     output:

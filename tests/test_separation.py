@@ -233,8 +233,8 @@ def test_rule_helpers():
     one_hour = 3600 * 22050 * 2
     assert sep.runtime_minutes(one_hour, 22050, cfg) >= 60  # ~0.5 s per audio second on CPU, doubled
     assert sep.runtime_minutes(one_hour, 22050, {**cfg, "device": "cuda"}) < sep.runtime_minutes(one_hour, 22050, cfg)
-    fn = sep.runtime_function(cfg, 22050)
-    assert fn(None, SimpleNamespace(audio="/nonexistent.wav")) >= 15
+    fn = sep.runtime_function(cfg, 22050, lambda wildcards: 3600.0)  # a shard of an hour of audio
+    assert fn(SimpleNamespace(shard="h")) == sep.runtime_minutes(one_hour, 22050, cfg)
     # the job's params: what it reads, so threads/mem_mb or the other method's block rerun nothing
     full = {**cfg, "overlap_s": 5, "crossfade": "linear", "keep_accompaniment": False,
             "spleeter": {"model_dir": "m", "model": "2stems"}, "demucs": {"model": "htdemucs", "repo": ""}}

@@ -55,6 +55,7 @@ from workflow_scripts.clip_gates import (  # noqa: E402
     voices_by_recording,
 )
 from workflow_scripts.io_utils import StageError, atomic_path, read_jsonl, run_stage
+from workflow_scripts.shards import member_outputs
 from workflow_scripts.quality_gate import evaluate, gate_config, normalize_text, reason_code, unspeakable_chars
 
 OVERRIDE_ACTIONS = ("accept", "reject", "edit")
@@ -277,15 +278,14 @@ def write_outputs(result: dict, metadata, rejected, summary, review=None) -> Non
 
 
 def read_audio_gates(snakemake, recs: list[str]) -> AudioGates | None:
-    """score_clips' outputs (inputs ``scores``/``embeddings``, one per recording in ``recs``
-    order) and the reference embedding (input ``reference``, optional); None when both audio
+    """score_clips' outputs (input ``scores``: the shards' manifests, which name each
+    recording's scores.jsonl and embeddings.npy) and the reference embedding (input ``reference``, optional); None when both audio
     gates are off (no scores are inputs then)."""
     quality, speaker = dict(snakemake.params.quality), dict(snakemake.params.speaker_gate)
     if not (quality["enabled"] or speaker["enabled"]):
         return None
-    scores, embs = list(snakemake.input.scores), list(snakemake.input.embeddings)
-    if not (len(scores) == len(embs) == len(recs)):
-        raise StageError(f"aggregate_metadata: {len(recs)} recordings but {len(scores)} scores / {len(embs)} embeddings")
+    manifests = snakemake.input.scores
+    scores, embs = member_outputs(manifests, "scores", recs), member_outputs(manifests, "embeddings", recs)
     ref_files = list(getattr(snakemake.input, "reference", []) or [])
     reference = np.load(ref_files[0]) if ref_files else None
     return AudioGates({r: read_scores(s, e) for r, s, e in zip(recs, scores, embs)}, quality, speaker, reference)
@@ -293,10 +293,11 @@ def read_audio_gates(snakemake, recs: list[str]) -> AudioGates | None:
 
 def aggregate_main(snakemake, log) -> None:
     recs = list(snakemake.params.recs)
-    jsonls = list(snakemake.input.transcripts)
-    clips = list(getattr(snakemake.input, "clips", []) or [None] * len(recs))
-    if not (len(recs) == len(jsonls) == len(clips)):
-        raise StageError(f"aggregate_metadata: {len(recs)} recordings but {len(jsonls)} transcripts / {len(clips)} clips dirs")
+    # the inputs are the shards' manifests (workflow_scripts/shards.py): each names its
+    # recordings' per-recording files
+    jsonls = member_outputs(snakemake.input.transcripts, "transcripts", recs)
+    clip_manifests = getattr(snakemake.input, "clips", []) or []
+    clips = member_outputs(clip_manifests, "clips", recs) if clip_manifests else [None] * len(recs)
     speakers = dict(snakemake.params.speakers)
     languages = dict(getattr(snakemake.params, "languages", {}) or {})
     language = snakemake.params.language  # transcription.language: null, "auto" or a code

@@ -1,4 +1,4 @@
-"""Decode a recording's windows in this process or split across worker processes.
+"""Decode recordings' windows in this process or split across worker processes.
 
 On a CPU, Whisper's sequential decoder (a beam search, one window after the other) keeps
 about one core busy whatever its thread count. With ``workers`` > 1 the windows are split
@@ -7,6 +7,11 @@ process of its own, in order, with its own context (the text before each window)
 context is lost only at the few part boundaries. Each process loads the model once and
 seeds its own sampler, so the text never depends on which process ran first. One worker
 (always the case on a GPU, where one process keeps the device busy) decodes in this process.
+
+A shard job (workflow_scripts/shards.py) decodes many recordings with one ``Decoder``: the
+processes (or the in-process model) are started once, every recording's parts are queued at
+once, so two short recordings keep two workers busy, and each recording is still split
+exactly as it would be alone (its text does not depend on the shard it is in).
 
 Each part is decoded in blocks of at most ``block_s`` of stem time (read, resampled and
 decoded at once), so memory stays bounded however long the recording.
@@ -100,27 +105,65 @@ def _run_part(stem, part, spans, opts, block_s) -> list[DecodedBlock]:
     return decode_part(_WORKER["model"], stem, part, spans, opts, block_s, on_progress)
 
 
+class Decoder:
+    """The model, loaded once for a shard: ``workers`` processes on a CPU (each loads it
+    once), else in this process. ``submit`` queues a recording's parts; ``result`` waits for
+    them (in order), feeding ``progress.update`` with decoded stem seconds."""
+
+    def __init__(self, spec: ModelSpec, workers: int, block_s: float, log):
+        self.spec, self.workers, self.block_s, self.log = spec, workers, block_s, log
+        self.pool, self.model, self.done, self.reported = None, None, None, 0.0
+        if workers > 1:
+            ctx = mp.get_context("spawn")
+            self.done = ctx.Value("d", 0.0)
+            self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(spec, self.done))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, stem: str, windows: list[Window], spans: list[tuple[float, float]], opts: DecodeOptions):
+        if self.pool is None:
+            return ("local", stem, windows, spans, opts)
+        return [self.pool.submit(_run_part, stem, part, spans, opts, self.block_s)
+                for part in split_parts(windows, self.workers)]
+
+    def result(self, pending, progress) -> list[DecodedBlock]:
+        if self.pool is None:
+            _, stem, windows, spans, opts = pending
+            if self.model is None:
+                from workflow_scripts.whisper_loading import load_whisper
+
+                self.model = load_whisper(self.spec.model, self.spec.device, self.spec.compute_type,
+                                          self.spec.threads, self.log)[0]
+            return decode_part(self.model, stem, windows, spans, opts, self.block_s, progress.update)
+        blocks = []
+        for f in pending:
+            while True:
+                try:
+                    part = f.result(timeout=1.0)
+                    break
+                except TimeoutError:
+                    self._report(progress)
+            blocks += part
+        self._report(progress)
+        return blocks
+
+    def _report(self, progress) -> None:
+        now = self.done.value
+        if now > self.reported:
+            progress.update(now - self.reported)
+            self.reported = now
+
+
 def decode_in_workers(spec: ModelSpec, stem: str, windows: list[Window], spans: list[tuple[float, float]],
                       opts: DecodeOptions, workers: int, block_s: float, progress) -> list[DecodedBlock]:
-    """All windows decoded by ``workers`` processes (``progress.update`` fed every second)."""
-    ctx = mp.get_context("spawn")
-    done = ctx.Value("d", 0.0)
-    parts = split_parts(windows, workers)
-    with ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker, initargs=(spec, done)) as pool:
-        futures = [pool.submit(_run_part, stem, part, spans, opts, block_s) for part in parts]
-        reported = 0.0
-        while not all(f.done() for f in futures):
-            for f in futures:
-                try:
-                    f.result(timeout=1.0)
-                except TimeoutError:
-                    pass
-                break
-            now = done.value
-            if now > reported:
-                progress.update(now - reported)
-                reported = now
-        blocks = [b for f in futures for b in f.result()]
-        if done.value > reported:
-            progress.update(done.value - reported)
-    return blocks
+    """All windows of one recording decoded by ``workers`` processes."""
+    import logging
+
+    with Decoder(spec, workers, block_s, logging.getLogger("pvw")) as decoder:
+        return decoder.result(decoder.submit(stem, windows, spans, opts), progress)

@@ -179,14 +179,37 @@ def link_or_copy(src: str, dst: str) -> None:
 
 
 def main(snakemake, log) -> None:
+    """One shard: every member recording in turn (workflow_scripts/shards.py); a manifest of
+    the per-recording outputs is the job's declared output."""
+    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    rows = []
     if snakemake.rule == "copy_vocals":
-        link_or_copy(str(snakemake.input.audio), str(snakemake.output.vocals))
-        log.info("separation: none — %s is the vocal stem", snakemake.input.audio)
+        audio = dict(zip(recs, member_outputs(snakemake.input.audio, "audio", recs)))
+
+        def link(rec: str) -> None:
+            vocals = processed_path(out_dir, rec, "vocals.wav")
+            link_or_copy(audio[rec], vocals)
+            log.info("separation: none — %s is the vocal stem", audio[rec])
+            rows.append((rec, "vocals", vocals))
+
+        run_members(recs, link, log, out_dir, "copy_vocals")
+        write_manifest(snakemake.output.manifest, rows)
         return
     # inputs.on_error is read from the config, not from params: switching it must not rerun
     # (and so re-decode) every recording; only an unreadable file's job depends on it.
     on_error = str(((getattr(snakemake, "config", None) or {}).get("inputs") or {}).get("on_error", "skip"))
-    ingest(str(snakemake.input.media), str(snakemake.output.audio), str(snakemake.output.sidecar), int(snakemake.params.sample_rate), snakemake.wildcards.rec, log, on_error)
+    media = dict(zip(recs, map(str, snakemake.input.media)))
+    rate = int(snakemake.params.sample_rate)
+
+    def decode(rec: str) -> None:
+        audio, sidecar = processed_path(out_dir, rec, "audio.wav"), processed_path(out_dir, rec, "source.json")
+        ingest(media[rec], audio, sidecar, rate, rec, log, on_error)
+        rows.extend([(rec, "audio", audio), (rec, "sidecar", sidecar)])
+
+    run_members(recs, decode, log, out_dir, "ingest")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 if "snakemake" in globals():

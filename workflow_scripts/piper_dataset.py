@@ -81,7 +81,14 @@ def read_metadata(path) -> list[dict]:
 def index_clips(clip_dirs, processed_dir=None) -> dict[str, Path]:
     """File name -> path over the clip directories (names are unique across recordings)."""
     index: dict[str, Path] = {}
-    dirs = [Path(d) for d in clip_dirs]
+    dirs = []
+    for d in map(Path, clip_dirs):
+        if d.is_file():  # a shard's preprocess_clips manifest (workflow_scripts/shards.py): its clip dirs
+            from workflow_scripts.shards import read_manifests
+
+            dirs += [Path(outs["clips"]) for outs in read_manifests([d]).values() if "clips" in outs]
+        else:
+            dirs.append(d)
     if not dirs and processed_dir:
         dirs = sorted(Path(processed_dir).glob("*/clips"))
     for d in dirs:

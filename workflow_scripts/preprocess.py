@@ -237,8 +237,23 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
 
 
 def main(snakemake, log) -> None:
+    """One shard: every member's clips (workflow_scripts/shards.py), then the manifest."""
+    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+
     cfg = {**snakemake.params.cfg, "max_clip_s": snakemake.params.max_clip_s, "sample_rate": snakemake.params.sample_rate}
-    preprocess_recording(snakemake.wildcards.rec, str(snakemake.input.vocals), str(snakemake.input.segments), str(snakemake.output.clips), PreprocessParams.from_config(cfg), log)
+    params = PreprocessParams.from_config(cfg)
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    vocals = dict(zip(recs, member_outputs(snakemake.input.vocals, "vocals", recs)))
+    segments = dict(zip(recs, member_outputs(snakemake.input.segments, "segments", recs)))
+    rows = []
+
+    def cut(rec: str) -> None:
+        out = processed_path(out_dir, rec, "clips")
+        preprocess_recording(rec, vocals[rec], segments[rec], out, params, log)
+        rows.append((rec, "clips", out))
+
+    run_members(recs, cut, log, out_dir, "preprocess_clips")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 if "snakemake" in globals():

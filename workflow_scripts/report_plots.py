@@ -364,7 +364,11 @@ def plots_main(snakemake, log) -> None:
     limits = dict(snakemake.params.limits)
     review = read_tsv(inp.review)
     summary = _read_json(inp.summary)
-    clips, dropped = read_clip_tables(list(inp.clips))
+    from workflow_scripts.shards import read_manifests
+
+    # input clips: the shards' preprocess_clips manifests, naming each recording's clips directory
+    table = read_manifests(inp.clips)
+    clips, dropped = read_clip_tables([table[rec]["clips"] for rec in sorted(table)])
     durations = [d for d in (_float(c.get("duration_s")) for c in clips) if d is not None]
     plot_clip_durations(durations, limits, out.clip_durations)
     plot_hours(hours_per_recording(summary, review), out.hours)

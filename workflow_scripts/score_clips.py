@@ -1,4 +1,4 @@
-"""Per-clip audio quality (DNSMOS) and speaker embeddings: one job per recording.
+"""Per-clip audio quality (DNSMOS) and speaker embeddings: one job per shard of recordings.
 
 Input: the recording's clips directory (``clips.tsv`` with a ``clip`` column, 16-bit mono
 WAVs at 22050 Hz beside it, as preprocess_clips writes them). Outputs (both written
@@ -153,14 +153,15 @@ def _init_worker(done) -> None:
     _DONE["value"] = done
 
 
-def _score_part(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions):
+def _score_part(groups: list[tuple[Path, list[str], list[float]]], opts: ScoreOptions):
+    """Score runs of clips of one or more recordings (``(clips_dir, names, durations)`` each)."""
     done = _DONE["value"]
 
     def on_clip(seconds: float) -> None:
         with done.get_lock():
             done.value += seconds
 
-    return score_clips(clips_dir, names, durations, opts, on_clip)
+    return [score_clips(d, names, durs, opts, on_clip) for d, names, durs in groups]
 
 
 def split_even(durations: list[float], parts: int) -> list[tuple[int, int]]:
@@ -179,51 +180,88 @@ def split_even(durations: list[float], parts: int) -> list[tuple[int, int]]:
 
 
 def score_recording(clips_dir: str | os.PathLike, log, threads: int, cfg: dict) -> tuple[list[dict], np.ndarray]:
-    """(records, embeddings) for every clip of ``clips_dir`` in clips.tsv order.
+    """(records, embeddings) for every clip of ``clips_dir`` in clips.tsv order (see score_shard)."""
+    out: dict = {}
+    score_shard([("rec", clips_dir)], log, threads, cfg, lambda n, r, e: out.__setitem__(n, (r, e)), raise_errors=True)
+    return out["rec"]
+
+
+def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int, cfg: dict, on_done,
+                raise_errors: bool = False) -> list[str]:
+    """Score the clips of recordings ``(name, clips_dir)``; ``on_done(name, records,
+    embeddings)`` for each (``members`` order); returns the names that failed (errors logged).
 
     ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None).
-    On a CPU with ``threads`` > 1 the clips are split into ``threads`` runs of about equal audio,
-    each scored by a process of its own with one thread (DNSMOS' convolutions gain little from
-    a second intra-op thread, a second process doubles the rate), at most one process per
-    AUDIO_S_PER_WORKER of audio (a process pays ~10 s to import torch and load the models);
-    every clip's scores are the same whichever process scored it. On a GPU one process.
+    On a CPU with ``threads`` > 1 the clips of all the recordings are split into ``threads``
+    runs of about equal audio, each scored by a process of its own with one thread (DNSMOS'
+    convolutions gain little from a second intra-op thread, a second process doubles the
+    rate), at most one process per AUDIO_S_PER_WORKER of audio (a process pays ~10 s to import
+    torch and load the models); every clip's scores are the same whichever process scored it,
+    so a recording's scores do not depend on its shard. On a GPU one process.
     """
-    clips_dir = Path(clips_dir)
-    names = read_clip_names(clips_dir)
-    if not names:
-        log.info("%s: no clips (no model loaded)", clips_dir / "clips.tsv")
-        return [], np.zeros((0, EMBED_DIM), np.float32)
-    durations = [clip_seconds(clips_dir / name) for name in names]  # an unreadable file fails before models load
+    planned, failed = [], []
+    for name, clips_dir in members:
+        clips_dir = Path(clips_dir)
+        try:
+            names = read_clip_names(clips_dir)
+            # an unreadable file fails before models load
+            planned.append((name, clips_dir, names, [clip_seconds(clips_dir / n) for n in names]))
+        except StageError as exc:
+            if raise_errors:
+                raise
+            log.error("%s", exc)
+            failed.append(name)
+    for name, clips_dir, names, _ in planned:
+        if not names:
+            log.info("%s: no clips (no model loaded for it)", clips_dir / "clips.tsv")
+            on_done(name, [], np.zeros((0, EMBED_DIM), np.float32))
+    planned = [p for p in planned if p[2]]
+    if not planned:
+        return failed
+    durations = [d for p in planned for d in p[3]]
     device = resolve_device(str(cfg["device"]))
     total = sum(durations)
-    workers = 1 if device == "cuda" else max(1, min(int(threads), len(names), math.ceil(total / AUDIO_S_PER_WORKER)))
+    workers = 1 if device == "cuda" else max(1, min(int(threads), len(durations), math.ceil(total / AUDIO_S_PER_WORKER)))
     # one intra-op thread per process: DNSMOS' convolutions gain ~15 % from a second thread on
     # an idle machine and lose several times that when the cores are shared (threads wait on
     # one another at every operator); parallelism comes from processes
     opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], 1)
-    progress = Progress(total, f"score {clips_dir.parent.name}", log)
+    progress = Progress(total, "score", log)
     t1 = time.monotonic()
     if workers == 1:
-        records, embs = score_clips(clips_dir, names, durations, opts, progress.update, log)
+        for name, clips_dir, names, durs in planned:
+            on_done(name, *score_clips(clips_dir, names, durs, opts, progress.update, log))
     else:
         log.info("%d scoring processes, one thread each", workers)
-        records, embs = _score_in_workers(clips_dir, names, durations, opts, workers, progress)
+        for name, records, embs in _score_in_workers(planned, opts, workers, progress):
+            on_done(name, records, embs)
     elapsed = time.monotonic() - t1
-    log.info("scored %d clips (%.1f s of audio) in %.1f s (%.1fx realtime)", len(names), total, elapsed,
-             total / max(elapsed, 1e-9))
-    return records, embs
+    log.info("scored %d clips of %d recording(s) (%.1f s of audio) in %.1f s (%.1fx realtime)", len(durations),
+             len(planned), total, elapsed, total / max(elapsed, 1e-9))
+    return failed
 
 
-def _score_in_workers(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions,
-                      workers: int, progress) -> tuple[list[dict], np.ndarray]:
+def _score_in_workers(planned, opts: ScoreOptions, workers: int, progress):
+    """(name, records, embeddings) per recording, its clips scored by ``workers`` processes."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, wait
 
+    flat = [(i, k) for i, p in enumerate(planned) for k in range(len(p[2]))]
+    parts = split_even([planned[i][3][k] for i, k in flat], workers)
     ctx = mp.get_context("spawn")
     done = ctx.Value("d", 0.0)
-    parts = split_even(durations, workers)
+    jobs = []  # per part: [(recording index, first clip, last clip + 1)]
+    for a, b in parts:
+        runs: list[list[int]] = []
+        for i, k in flat[a:b]:
+            if runs and runs[-1][0] == i:
+                runs[-1][2] = k + 1
+            else:
+                runs.append([i, k, k + 1])
+        jobs.append(runs)
     with ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker, initargs=(done,)) as pool:
-        futures = [pool.submit(_score_part, clips_dir, names[a:b], durations[a:b], opts) for a, b in parts]
+        futures = [pool.submit(_score_part, [(planned[i][1], planned[i][2][x:y], planned[i][3][x:y]) for i, x, y in runs],
+                               opts) for runs in jobs]
         reported = 0.0
         while wait(futures, timeout=2.0).not_done:
             if done.value > reported:
@@ -232,8 +270,13 @@ def _score_in_workers(clips_dir: Path, names: list[str], durations: list[float],
         results = [f.result() for f in futures]
     if done.value > reported:
         progress.update(done.value - reported)
-    records = [r for recs, _ in results for r in recs]
-    return records, np.concatenate([e for _, e in results]).astype(np.float32)
+    per_rec: dict[int, list] = {}
+    for runs, res in zip(jobs, results):
+        for (i, _, _), part in zip(runs, res):
+            per_rec.setdefault(i, []).append(part)
+    for i, (name, *_rest) in enumerate(planned):
+        parts_i = per_rec[i]
+        yield name, [r for recs, _ in parts_i for r in recs], np.concatenate([e for _, e in parts_i]).astype(np.float32)
 
 
 def write_outputs(records: list[dict], embeddings: np.ndarray, scores_path, emb_path) -> None:
@@ -247,9 +290,24 @@ def write_outputs(records: list[dict], embeddings: np.ndarray, scores_path, emb_
 
 
 def main(snakemake, log) -> None:
-    records, embs = score_recording(snakemake.input.clips, log, int(snakemake.threads), dict(snakemake.params.cfg))
-    write_outputs(records, embs, snakemake.output.scores, snakemake.output.embeddings)
-    log.info("wrote %s and %s", snakemake.output.scores, snakemake.output.embeddings)
+    """One shard (workflow_scripts/shards.py): every member's scores and embeddings."""
+    from workflow_scripts.shards import member_log, member_log_path, member_outputs, processed_path, write_manifest
+
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    clips = member_outputs(snakemake.input.clips, "clips", recs)
+    rows = []
+
+    def done(rec: str, records: list[dict], embs: np.ndarray) -> None:
+        scores, emb = processed_path(out_dir, rec, "scores.jsonl"), processed_path(out_dir, rec, "embeddings.npy")
+        with member_log(log, member_log_path(out_dir, "score_clips", rec)):
+            write_outputs(records, embs, scores, emb)
+            log.info("recording %s: %d clips scored, wrote %s and %s", rec, len(records), scores, emb)
+        rows.extend([(rec, "scores", scores), (rec, "embeddings", emb)])
+
+    failed = score_shard(list(zip(recs, clips)), log, int(snakemake.threads), dict(snakemake.params.cfg), done)
+    if failed:
+        raise StageError(f"score_clips: {len(failed)} of {len(recs)} recording(s) failed: {', '.join(failed)}")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 def cli(argv: list[str] | None = None) -> int:

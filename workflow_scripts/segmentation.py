@@ -338,8 +338,21 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
 
 
 def main(snakemake, log) -> None:
+    """One shard: every member's segments (workflow_scripts/shards.py), then the manifest."""
+    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+
     params = SegmentParams.from_config({**snakemake.params.cfg, "max_clip_s": snakemake.params.max_clip_s})
-    write_segments(str(snakemake.input.vocals), str(snakemake.output.segments), params, log)
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    vocals = dict(zip(recs, member_outputs(snakemake.input.vocals, "vocals", recs)))
+    rows = []
+
+    def segment(rec: str) -> None:
+        out = processed_path(out_dir, rec, "segments")
+        write_segments(vocals[rec], out, params, log)
+        rows.append((rec, "segments", out))
+
+    run_members(recs, segment, log, out_dir, "segment")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 if "snakemake" in globals():

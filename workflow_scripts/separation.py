@@ -473,7 +473,7 @@ def env_name(cfg: dict) -> str:
 def job_params(cfg: dict) -> dict:
     """What a separation job reads (its `params`, so a change reruns it): the device, the
     chunking and the configured method's own settings. threads/mem_mb are resources and
-    keep_accompaniment only marks an output temp: changing those reruns nothing."""
+    keep_accompaniment is a param of its own (whether the file is written)."""
     method = cfg.get("method")
     out = {k: cfg.get(k) for k in ("device", "chunk_s", "overlap_s", "crossfade")}
     if method in ("spleeter", "demucs"):
@@ -507,49 +507,55 @@ def runtime_minutes(audio_bytes: float, sample_rate: int, cfg: dict) -> int:
     return int(15 + audio_s * per_s * 2 * 2 / max(1, int(cfg.get("threads", 2))) / 60)
 
 
-def runtime_function(cfg: dict, sample_rate: int) -> Callable:
-    """A `resources: runtime=` callable for the rule (input size known at job time)."""
+def runtime_function(cfg: dict, sample_rate: int, shard_seconds: Callable) -> Callable:
+    """A `resources: runtime=` callable for the rule: the shard's audio (``shard_seconds(wildcards)``,
+    estimated from its files' sizes) as mono s16 at the pipeline rate."""
 
-    def separation_runtime(wildcards, input):
-        try:
-            size = os.path.getsize(str(input.audio))
-        except (OSError, AttributeError):
-            size = 100e6
-        return runtime_minutes(size, sample_rate, cfg)
+    def separation_runtime(wildcards):
+        return runtime_minutes(shard_seconds(wildcards) * 2 * sample_rate, sample_rate, cfg)
 
     return separation_runtime
 
 
 # --- Snakemake entry point -----------------------------------------------------------------
 def main(snakemake, log: logging.Logger) -> None:
+    """One shard (workflow_scripts/shards.py): every member's stems, the model loaded once (and
+    not at all when no member has audio)."""
+    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+
     cfg = dict(snakemake.params.cfg)
     method = str(snakemake.params.method)
-    audio = str(snakemake.input.audio)
-    vocals = str(snakemake.output.vocals)
-    acc = getattr(snakemake.output, "accompaniment", None)
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    keep_acc = bool(snakemake.params.keep_accompaniment)
+    audio = dict(zip(recs, member_outputs(snakemake.input.audio, "audio", recs)))
     threads = int(getattr(snakemake, "threads", 1) or 1)
+    backend: list[Backend] = []
+    rows = []
     import soundfile as sf
 
-    info = sf.info(audio)
-    if info.frames == 0:  # a recording ingest excluded (inputs.on_error: skip): no model needed
-        for path in [vocals] + ([str(acc)] if acc else []):
-            with atomic_path(path) as tmp:
-                sf.write(str(tmp), np.zeros(0, dtype=np.int16), info.samplerate, subtype="PCM_16", format="WAV")
-        log.warning("%s: no audio samples (excluded at ingest): empty stems", audio)
-        return
-    t0 = time.monotonic()
-    backend = make_backend(method, cfg, threads, log)
-    log.info("%s model loaded in %.1f s (threads %d, device %s)", method, time.monotonic() - t0, threads, cfg.get("device", "cpu"))
-    separate_file(
-        audio,
-        vocals,
-        str(acc) if acc else None,
-        backend,
-        float(cfg.get("chunk_s", 300)),
-        float(cfg.get("overlap_s", 5)),
-        log,
-        crossfade_kind=str(cfg.get("crossfade", "linear")),
-    )
+    def separate(rec: str) -> None:
+        vocals = processed_path(out_dir, rec, "vocals.wav")
+        acc = processed_path(out_dir, rec, "accompaniment.wav") if keep_acc else None
+        info = sf.info(audio[rec])
+        if info.frames == 0:  # a recording ingest excluded (inputs.on_error: skip): no model needed
+            for path in [vocals] + ([acc] if acc else []):
+                with atomic_path(path) as tmp:
+                    sf.write(str(tmp), np.zeros(0, dtype=np.int16), info.samplerate, subtype="PCM_16", format="WAV")
+            log.warning("%s: no audio samples (excluded at ingest): empty stems", audio[rec])
+        else:
+            if not backend:
+                t0 = time.monotonic()
+                backend.append(make_backend(method, cfg, threads, log))
+                log.info("%s model loaded in %.1f s (threads %d, device %s)", method, time.monotonic() - t0, threads,
+                         cfg.get("device", "cpu"))
+            separate_file(audio[rec], vocals, acc, backend[0], float(cfg.get("chunk_s", 300)),
+                          float(cfg.get("overlap_s", 5)), log, crossfade_kind=str(cfg.get("crossfade", "linear")))
+        rows.append((rec, "vocals", vocals))
+        if acc:
+            rows.append((rec, "accompaniment", acc))
+
+    run_members(recs, separate, log, out_dir, "separate_vocals")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 if "snakemake" in globals():

@@ -11,6 +11,7 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.io_utils import StageError, atomic_path, read_tsv, run_stage  # noqa: E402
+from workflow_scripts.shards import member_outputs, read_manifests  # noqa: E402
 
 
 def duplicate_groups(sidecars: list[dict]) -> list[list[str]]:
@@ -89,7 +90,11 @@ def main(snakemake, log) -> None:
             f"{snakemake.params.source}: no recordings found: put mp3/mp4/m4a/wav/flac/ogg/webm files "
             "there, or set inputs.directory / inputs.sample_sheet"
         )
-    summary = summarise(list(map(str, snakemake.input.sidecars)), list(map(str, snakemake.input.clips)))
+    # the inputs are the shards' manifests (workflow_scripts/shards.py), which name each
+    # recording's source.json and clips directory
+    recs = sorted(read_manifests(snakemake.input.sidecars))
+    summary = summarise(member_outputs(snakemake.input.sidecars, "sidecar", recs),
+                        member_outputs(snakemake.input.clips, "clips", recs))
     if summary["excluded"] and snakemake.params.on_error == "fail":
         # left by a run under `skip`: under `fail` an unreadable input stops the run
         raise StageError(

@@ -1,5 +1,6 @@
-"""Transcription stage: one job per recording, the model loaded once, the stem decoded with
-context and each clip given the words spoken inside it.
+"""Transcription stage: one job per shard of recordings (workflow_scripts/shards.py), the
+model loaded once, each stem decoded with context and each clip given the words spoken
+inside it.
 
 Inputs: the recording's vocal stem and its clips directory (``clips.tsv``: each clip's
 ``start_s``/``end_s`` in the stem). Output: ``transcripts.jsonl``, one JSON object per clip
@@ -41,7 +42,7 @@ if "snakemake" in globals():
 import numpy as np
 
 from workflow_scripts.clip_words import assign_words, clip_record, edge_overlap
-from workflow_scripts.decode_pool import ModelSpec, decode_in_workers, decode_part
+from workflow_scripts.decode_pool import Decoder, ModelSpec
 from workflow_scripts.decode_windows import plan_windows
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage
 from workflow_scripts.longform_decode import SAMPLE_RATE, DecodeOptions
@@ -111,37 +112,22 @@ def decode_workers(cfg: dict, device: str) -> int:
     return max(1, cfg["decode_workers"])
 
 
-def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, cfg: dict, log, threads: int = 2) -> list[dict]:
-    """Records for every clip listed in ``clips_dir/clips.tsv`` (table order)."""
-    cfg = check_config(cfg)
+def plan_recording(clips_dir: str | os.PathLike, cfg: dict):
+    """(clips.tsv rows, clip spans, windows) of one recording; StageError on a bad table."""
     rows = read_clips_table(clips_dir)
-    if not rows:
-        log.warning("%s: no clips", Path(clips_dir) / "clips.tsv")
-        return []
     spans = [(row["start_s"], row["end_s"]) for row in rows]
     if any(b <= a for a, b in spans) or any(b[0] < a[1] - 1e-6 for a, b in zip(spans, spans[1:])):
         raise StageError(f"{Path(clips_dir) / 'clips.tsv'}: clip spans must be increasing and must not overlap")
-    spec = ModelSpec(cfg["model"], cfg["device"], cfg["compute_type"], threads)
-    device = resolve_device(cfg["device"], cfg["compute_type"])[0]
-    workers = decode_workers(cfg, device)
-    if workers > 1:  # the job's threads shared out among the worker processes
-        spec = dataclasses.replace(spec, threads=max(1, threads // workers))
-    label = resolve_model(cfg["model"])[1]
-    aligner = Aligner(cfg["align_model"], cfg["require_alignment"], device, log) if cfg["backend"] == "whisperx" else None
-    opts = DecodeOptions(cfg["decode"], cfg["language"], cfg["beam_size"], cfg["batch_size"],
+    return rows, spans, plan_windows(spans, cfg["window_s"], LEAD_S)
+
+
+def decode_options(cfg: dict) -> DecodeOptions:
+    return DecodeOptions(cfg["decode"], cfg["language"], cfg["beam_size"], cfg["batch_size"],
                          cfg["condition_on_previous_text"], cfg["seed"])
-    windows = plan_windows(spans, cfg["window_s"], LEAD_S)
-    window_s = sum(w.end - w.start for w in windows)
-    log.info("%d clips (%.1f s) in %d windows (%.1f s of stem), %s decoding with %s, beam %d, %d worker%s", len(rows),
-             sum(b - a for a, b in spans), len(windows), window_s, cfg["decode"], cfg["backend"], cfg["beam_size"],
-             workers, "s" if workers > 1 else "")
-    progress = Progress(window_s, f"transcribe {Path(clips_dir).parent.name}", log)
-    t0 = time.monotonic()
-    if workers > 1:
-        decoded = decode_in_workers(spec, str(stem), windows, spans, opts, workers, BLOCK_S, progress)
-    else:
-        model = load_whisper(*dataclasses.astuple(spec), log)[0]
-        decoded = decode_part(model, str(stem), windows, spans, opts, BLOCK_S, progress.update)
+
+
+def clip_records(rows: list[dict], spans, decoded, cfg: dict, stem, aligner, label: str, log) -> list[dict]:
+    """Every clip's record from the decoded blocks of its recording (clips.tsv order)."""
     records: list[dict] = []
     for item in decoded:
         block, result, languages = item.windows, item.result, item.languages
@@ -171,9 +157,69 @@ def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, 
             })
         if outside:
             log.info("%d words fall between clips (speech outside every clip) in %.0f-%.0f s", len(outside), offset, end)
+    return records
+
+
+def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict, log, threads: int, on_done) -> list[str]:
+    """Transcribe recordings ``(name, stem, clips_dir, language)`` with one model load.
+
+    Every recording's windows are planned and queued first, so the decoding processes stay
+    busy across recordings; ``on_done(name, records)`` gets each recording's records in
+    ``members`` order. Returns the names that failed (their errors logged, the others done).
+    """
+    base = check_config({**cfg, "language": None})
+    spec = ModelSpec(base["model"], base["device"], base["compute_type"], threads)
+    device = resolve_device(base["device"], base["compute_type"])[0]
+    workers = decode_workers(base, device)
+    if workers > 1:  # the job's threads shared out among the worker processes
+        spec = dataclasses.replace(spec, threads=max(1, threads // workers))
+    label = resolve_model(base["model"])[1]
+    plans, failed = {}, []
+    for name, stem, clips_dir, language in members:
+        try:
+            plans[name] = (stem, clips_dir, {**base, "language": language}, *plan_recording(clips_dir, base))
+        except StageError as exc:
+            log.error("%s", exc)
+            failed.append(name)
+    todo = [n for n, *_ in members if n in plans and plans[n][3]]
+    for name in [n for n in plans if not plans[n][3]]:
+        log.warning("%s: no clips (no model loaded for it)", Path(plans[name][1]) / "clips.tsv")
+        on_done(name, [])
+    if not todo:
+        return failed
+    window_s = sum(w.end - w.start for n in todo for w in plans[n][5])
+    log.info("%d recording(s), %d clips in %d windows (%.1f s of stem), %s decoding with %s, beam %d, %d worker%s",
+             len(todo), sum(len(plans[n][3]) for n in todo), sum(len(plans[n][5]) for n in todo), window_s,
+             base["decode"], base["backend"], base["beam_size"], workers, "s" if workers > 1 else "")
+    progress = Progress(window_s, "transcribe", log)
+    aligner = Aligner(base["align_model"], base["require_alignment"], device, log) if base["backend"] == "whisperx" else None
+    t0 = time.monotonic()
+    with Decoder(spec, workers, BLOCK_S, log) as decoder:
+        pending = {n: decoder.submit(str(plans[n][0]), plans[n][5], plans[n][4], decode_options(plans[n][2]))
+                   for n in todo}
+        for name in todo:
+            stem, clips_dir, rcfg, rows, spans, windows = plans[name]
+            try:
+                decoded = decoder.result(pending.pop(name), progress)
+                on_done(name, clip_records(rows, spans, decoded, rcfg, stem, aligner, label, log))
+            except StageError as exc:
+                log.error("%s", exc)
+                failed.append(name)
     elapsed = time.monotonic() - t0
     log.info("transcribed %.1f s of stem in %.1f s (%.1fx realtime)", window_s, elapsed, window_s / max(elapsed, 1e-9))
-    return records
+    return failed
+
+
+def transcribe_recording(stem: str | os.PathLike, clips_dir: str | os.PathLike, cfg: dict, log, threads: int = 2) -> list[dict]:
+    """Records for every clip listed in ``clips_dir/clips.tsv`` (table order)."""
+    cfg = check_config(cfg)
+    plan_recording(clips_dir, cfg)  # a bad table fails here, with its own message
+    out: dict[str, list[dict]] = {}
+    failed = transcribe_shard([("rec", str(stem), str(clips_dir), cfg["language"])], cfg, log, threads,
+                              lambda name, records: out.__setitem__(name, records))
+    if failed:
+        raise StageError(f"{clips_dir}: transcription failed (see the log)")
+    return out["rec"]
 
 
 def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
@@ -184,11 +230,29 @@ def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
 
 
 def main(snakemake, log) -> None:
+    """One shard (workflow_scripts/shards.py): every member's transcripts.jsonl, one model load."""
+    from workflow_scripts.shards import member_log, member_log_path, member_outputs, processed_path, write_manifest
+
     threads = int(getattr(snakemake, "threads", 1) or 1)
-    log.info("recording %s", snakemake.params.rec)
-    records = transcribe_recording(snakemake.input.vocals, snakemake.input.clips, dict(snakemake.params.cfg), log, threads)
-    write_jsonl(records, snakemake.output.jsonl)
-    log.info("wrote %d transcripts to %s", len(records), snakemake.output.jsonl)
+    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    languages = dict(snakemake.params.languages)
+    stems = member_outputs(snakemake.input.vocals, "vocals", recs)
+    clips = member_outputs(snakemake.input.clips, "clips", recs)
+    rows = []
+
+    def done(rec: str, records: list[dict]) -> None:
+        out = processed_path(out_dir, rec, "transcripts.jsonl")
+        with member_log(log, member_log_path(out_dir, "transcribe", rec)):
+            write_jsonl(records, out)
+            log.info("recording %s: wrote %d transcripts to %s", rec, len(records), out)
+        rows.append((rec, "transcripts", out))
+
+    failed = transcribe_shard([(r, s, c, languages.get(r)) for r, s, c in zip(recs, stems, clips)],
+                              dict(snakemake.params.cfg), log, threads, done)
+    if failed:
+        raise StageError(f"transcribe: {len(failed)} of {len(recs)} recording(s) failed: {', '.join(failed)} "
+                         "(the others' transcripts are written)")
+    write_manifest(snakemake.output.manifest, rows)
 
 
 def cli(argv: list[str] | None = None) -> int:
