@@ -480,7 +480,10 @@ def stage_benchmarks():
         "preprocess_clips",
         "transcribe",
     ]
-    out = {name: [benchmark_path(name, f"shards/{s}") for s in shard_ids()] for name in per_shard}
+    out = {
+        name: [benchmark_path(name, f"shards/{s}") for s in shard_ids()]
+        for name in per_shard
+    }
     out["summary"] = [benchmark_path("summary", "all")]
     out["aggregate_metadata"] = [benchmark_path("aggregate_metadata", "all")]
     return out

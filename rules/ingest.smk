@@ -24,7 +24,6 @@ rule ingest:
         runtime=ingest_runtime,
     params:
         recs=shard_recordings,
-        out_dir=OUT,
         sample_rate=config["sample_rate"],
     script:
         "../workflow_scripts/ingest.py"
@@ -52,6 +51,5 @@ if separation_rule_is_copy():
             runtime=10,
         params:
             recs=shard_recordings,
-            out_dir=OUT,
         script:
             "../workflow_scripts/ingest.py"

@@ -27,7 +27,6 @@ rule score_clips:
     params:
         cfg=scoring_params(),
         recs=shard_recordings,
-        out_dir=OUT,
     script:
         "../workflow_scripts/score_clips.py"
 

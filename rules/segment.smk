@@ -20,7 +20,6 @@ rule segment:
         cfg=segmentation_params(),
         max_clip_s=config["preprocess"]["max_clip_s"],
         recs=shard_recordings,
-        out_dir=OUT,
     script:
         "../workflow_scripts/segmentation.py"
 
@@ -49,7 +48,6 @@ rule preprocess_clips:
         max_clip_s=config["preprocess"]["max_clip_s"],
         sample_rate=config["sample_rate"],
         recs=shard_recordings,
-        out_dir=OUT,
     script:
         "../workflow_scripts/preprocess.py"
 

@@ -32,6 +32,5 @@ if not separation_rule_is_copy():
             cfg=separation_helpers.job_params(config["separation"]),
             keep_accompaniment=config["separation"]["keep_accompaniment"],
             recs=shard_recordings,
-            out_dir=OUT,
         script:
             "../workflow_scripts/separation.py"

@@ -28,7 +28,6 @@ rule transcribe:
         cfg=transcription_params(),
         languages=shard_languages,
         recs=shard_recordings,
-        out_dir=OUT,
     script:
         "../workflow_scripts/transcription.py"
 

@@ -181,9 +181,9 @@ def link_or_copy(src: str, dst: str) -> None:
 def main(snakemake, log) -> None:
     """One shard: every member recording in turn (workflow_scripts/shards.py); a manifest of
     the per-recording outputs is the job's declared output."""
-    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+    from workflow_scripts.shards import member_outputs, out_dir_of, processed_path, run_members, write_manifest
 
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     rows = []
     if snakemake.rule == "copy_vocals":
         audio = dict(zip(recs, member_outputs(snakemake.input.audio, "audio", recs)))

@@ -238,11 +238,11 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
 
 def main(snakemake, log) -> None:
     """One shard: every member's clips (workflow_scripts/shards.py), then the manifest."""
-    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+    from workflow_scripts.shards import member_outputs, out_dir_of, processed_path, run_members, write_manifest
 
     cfg = {**snakemake.params.cfg, "max_clip_s": snakemake.params.max_clip_s, "sample_rate": snakemake.params.sample_rate}
     params = PreprocessParams.from_config(cfg)
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     vocals = dict(zip(recs, member_outputs(snakemake.input.vocals, "vocals", recs)))
     segments = dict(zip(recs, member_outputs(snakemake.input.segments, "segments", recs)))
     rows = []

@@ -291,9 +291,9 @@ def write_outputs(records: list[dict], embeddings: np.ndarray, scores_path, emb_
 
 def main(snakemake, log) -> None:
     """One shard (workflow_scripts/shards.py): every member's scores and embeddings."""
-    from workflow_scripts.shards import member_log, member_log_path, member_outputs, processed_path, write_manifest
+    from workflow_scripts.shards import member_log, member_log_path, member_outputs, out_dir_of, processed_path, write_manifest
 
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     clips = member_outputs(snakemake.input.clips, "clips", recs)
     rows = []
 

@@ -339,10 +339,10 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
 
 def main(snakemake, log) -> None:
     """One shard: every member's segments (workflow_scripts/shards.py), then the manifest."""
-    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+    from workflow_scripts.shards import member_outputs, out_dir_of, processed_path, run_members, write_manifest
 
     params = SegmentParams.from_config({**snakemake.params.cfg, "max_clip_s": snakemake.params.max_clip_s})
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     vocals = dict(zip(recs, member_outputs(snakemake.input.vocals, "vocals", recs)))
     rows = []
 

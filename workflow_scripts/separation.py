@@ -521,11 +521,11 @@ def runtime_function(cfg: dict, sample_rate: int, shard_seconds: Callable) -> Ca
 def main(snakemake, log: logging.Logger) -> None:
     """One shard (workflow_scripts/shards.py): every member's stems, the model loaded once (and
     not at all when no member has audio)."""
-    from workflow_scripts.shards import member_outputs, processed_path, run_members, write_manifest
+    from workflow_scripts.shards import member_outputs, out_dir_of, processed_path, run_members, write_manifest
 
     cfg = dict(snakemake.params.cfg)
     method = str(snakemake.params.method)
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     keep_acc = bool(snakemake.params.keep_accompaniment)
     audio = dict(zip(recs, member_outputs(snakemake.input.audio, "audio", recs)))
     threads = int(getattr(snakemake, "threads", 1) or 1)

@@ -143,6 +143,11 @@ def member_outputs(manifests, name: str, recs: list[str]) -> list[str]:
 
 
 # --- running a shard job's members ---------------------------------------------------------
+def out_dir_of(manifest) -> str:
+    """``output_dir`` from a shard job's manifest path (``{output_dir}/shards/{shard}/{rule}.tsv``)."""
+    return str(Path(str(manifest)).parent.parent.parent)
+
+
 def processed_path(out_dir: str, rec: str, name: str) -> str:
     return f"{out_dir}/processed/{rec}/{name}"
 

@@ -231,10 +231,10 @@ def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
 
 def main(snakemake, log) -> None:
     """One shard (workflow_scripts/shards.py): every member's transcripts.jsonl, one model load."""
-    from workflow_scripts.shards import member_log, member_log_path, member_outputs, processed_path, write_manifest
+    from workflow_scripts.shards import member_log, member_log_path, member_outputs, out_dir_of, processed_path, write_manifest
 
     threads = int(getattr(snakemake, "threads", 1) or 1)
-    out_dir, recs = str(snakemake.params.out_dir), list(snakemake.params.recs)
+    out_dir, recs = out_dir_of(snakemake.output.manifest), list(snakemake.params.recs)
     languages = dict(snakemake.params.languages)
     stems = member_outputs(snakemake.input.vocals, "vocals", recs)
     clips = member_outputs(snakemake.input.clips, "clips", recs)
