@@ -149,7 +149,9 @@ def test_duplicate_reported_once_bad_files_removed(matrix):
     wd, _, _ = matrix
     for name in ORIGINAL.values():
         (wd / "raw" / name).unlink()
-    assert pending_jobs(wd) == {"summary": 1, "all": 1}
+    # the files were members of the (one) shard: its jobs run again (inputs.shard_minutes)
+    assert pending_jobs(wd) == {"ingest": 1, "copy_vocals": 1, "segment": 1, "preprocess_clips": 1, "summary": 1,
+                                "all": 1}
     run_snakemake(wd, check=True)
     summary = json.loads((wd / "out" / "summary.json").read_text())
     assert len(summary["duplicates"]) == 1
@@ -209,13 +211,14 @@ def test_bad_files_block_nothing_up_to_metadata(to_metadata):
 def test_removing_then_fixing_a_bad_file_reruns_only_what_depends_on_it(to_metadata):
     wd, _ = to_metadata
     (wd / "raw" / "notes.mp3").unlink()
-    # the recording list changed: the run-wide jobs, no recording's own jobs
-    assert pending_jobs(wd) == {"aggregate_metadata": 1, "summary": 1, **REPORTS, "all": 1}
+    # the recording list changed: its shard's jobs (the three files are one shard) and the
+    # run-wide jobs
+    one = {"ingest": 1, "copy_vocals": 1, "segment": 1, "preprocess_clips": 1, "transcribe": 1, "score_clips": 1}
+    assert pending_jobs(wd) == {**one, "aggregate_metadata": 1, "summary": 1, **REPORTS, "all": 1}
     # the bad file replaced by real speech: that recording's chain, then the run-wide jobs
     time.sleep(1.1)  # newer than its outputs (Snakemake's mtime trigger)
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(example_media() / "speaker_session_02.mp4"),
                     "-f", "mp3", str(wd / "raw" / "tag only.mp3")], check=True)
-    one = {"ingest": 1, "copy_vocals": 1, "segment": 1, "preprocess_clips": 1, "transcribe": 1}
     assert pending_jobs(wd) == {**one, "aggregate_metadata": 1, "summary": 1, **REPORTS, "all": 1}
     proc = run_snakemake(wd, check=True)
     assert "excluded" not in proc.stderr[proc.stderr.rindex("steps (100%) done"):]

@@ -33,7 +33,7 @@ TRAINING = {"preset": "reduced", "epochs": 2, "checkpoint_every": 1, "batch_size
             "log_every_steps": 1, "smoke_sentences": ["Hello world."]}
 VOICE = {**BASE, "run_until": "voice", "training": TRAINING}
 
-RECS = 2  # recordings in the workspace
+SHARDS = 1  # the two recordings are one shard (inputs.shard_minutes): one job per stage
 REPORTS = {"report_plots": 1, "report_summary": 1, "review_page": 1}
 
 
@@ -76,16 +76,24 @@ def done(tmp_path_factory):
 def after(first: str) -> dict[str, int]:
     """The jobs from stage ``first`` onwards up to metadata and its reports."""
     if first == "score_clips":  # beside transcribe: the scores are of the clips, not their text
-        return {"score_clips": RECS, "aggregate_metadata": 1, **REPORTS, "all": 1}
-    chain = [("ingest", RECS), ("copy_vocals", RECS), ("segment", RECS), ("preprocess_clips", RECS),
-             ("transcribe", RECS), ("aggregate_metadata", 1)]
+        return {"score_clips": SHARDS, "aggregate_metadata": 1, **REPORTS, "all": 1}
+    chain = [("ingest", SHARDS), ("copy_vocals", SHARDS), ("segment", SHARDS), ("preprocess_clips", SHARDS),
+             ("transcribe", SHARDS), ("aggregate_metadata", 1)]
     names = [name for name, _ in chain]
     jobs = dict(chain[names.index(first):])
     if names.index(first) <= names.index("preprocess_clips"):
-        jobs["score_clips"] = RECS
+        jobs["score_clips"] = SHARDS
     if names.index(first) <= names.index("preprocess_clips"):
         jobs["summary"] = 1  # the summary reads the sidecars and clips.tsv/dropped.tsv
     return {**jobs, **REPORTS, "all": 1}
+
+
+STAGE_RULES = ("ingest", "copy_vocals", "segment", "preprocess_clips", "transcribe", "score_clips")
+
+
+def with_shards(jobs: dict[str, int], n: int) -> dict[str, int]:
+    """``jobs`` with ``n`` jobs of every per-shard stage."""
+    return {k: n if k in STAGE_RULES else v for k, v in jobs.items()}
 
 
 KNOBS = {
@@ -109,6 +117,10 @@ KNOBS = {
     "speaker gate off": ({"speaker_gate": {"enabled": False}}, after("aggregate_metadata")),
     "quality.max_windows": ({"quality": {"max_windows": 2}}, after("score_clips")),
     "quality.threads": ({"quality": {"threads": 1}}, {}),
+    # the shards' size: nothing while the membership stays; a recording per shard reruns every
+    # stage of the new shards (their outputs come out the same)
+    "inputs.shard_minutes same membership": ({"inputs": {"shard_minutes": 60}}, {}),
+    "inputs.shard_minutes a shard per recording": ({"inputs": {"shard_minutes": 0.05}}, with_shards(after("ingest"), 2)),
     # the summary's behaviour only (ingest reads it at run time: no re-decoding)
     "inputs.on_error": ({"inputs": {"on_error": "fail"}}, {"summary": 1, "report_plots": 1, "report_summary": 1,
                                                          "all": 1}),

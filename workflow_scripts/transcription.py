@@ -28,6 +28,7 @@ Backends (``transcription.backend``): ``faster-whisper`` (CTranslate2, no torch)
 aligner, see workflow_scripts/whisper_loading.py).
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -160,13 +161,16 @@ def clip_records(rows: list[dict], spans, decoded, cfg: dict, stem, aligner, lab
     return records
 
 
-def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict, log, threads: int, on_done) -> list[str]:
+def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict, log, threads: int, on_done,
+                     member_context=None) -> list[str]:
     """Transcribe recordings ``(name, stem, clips_dir, language)`` with one model load.
 
     Every recording's windows are planned and queued first, so the decoding processes stay
     busy across recordings; ``on_done(name, records)`` gets each recording's records in
     ``members`` order. Returns the names that failed (their errors logged, the others done).
+    ``member_context(name)``: a context manager around a recording's own work (its log).
     """
+    member_context = member_context or (lambda name: contextlib.nullcontext())
     base = check_config({**cfg, "language": None})
     spec = ModelSpec(base["model"], base["device"], base["compute_type"], threads)
     device = resolve_device(base["device"], base["compute_type"])[0]
@@ -176,15 +180,17 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     label = resolve_model(base["model"])[1]
     plans, failed = {}, []
     for name, stem, clips_dir, language in members:
-        try:
-            plans[name] = (stem, clips_dir, {**base, "language": language}, *plan_recording(clips_dir, base))
-        except StageError as exc:
-            log.error("%s", exc)
-            failed.append(name)
+        with member_context(name):
+            try:
+                plans[name] = (stem, clips_dir, {**base, "language": language}, *plan_recording(clips_dir, base))
+            except StageError as exc:
+                log.error("%s", exc)
+                failed.append(name)
+                continue
+            if not plans[name][3]:
+                log.warning("%s: no clips (no model loaded for it)", Path(clips_dir) / "clips.tsv")
+                on_done(name, [])
     todo = [n for n, *_ in members if n in plans and plans[n][3]]
-    for name in [n for n in plans if not plans[n][3]]:
-        log.warning("%s: no clips (no model loaded for it)", Path(plans[name][1]) / "clips.tsv")
-        on_done(name, [])
     if not todo:
         return failed
     window_s = sum(w.end - w.start for n in todo for w in plans[n][5])
@@ -199,12 +205,13 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
                    for n in todo}
         for name in todo:
             stem, clips_dir, rcfg, rows, spans, windows = plans[name]
-            try:
-                decoded = decoder.result(pending.pop(name), progress)
-                on_done(name, clip_records(rows, spans, decoded, rcfg, stem, aligner, label, log))
-            except StageError as exc:
-                log.error("%s", exc)
-                failed.append(name)
+            with member_context(name):
+                try:
+                    decoded = decoder.result(pending.pop(name), progress)
+                    on_done(name, clip_records(rows, spans, decoded, rcfg, stem, aligner, label, log))
+                except StageError as exc:
+                    log.error("%s", exc)
+                    failed.append(name)
     elapsed = time.monotonic() - t0
     log.info("transcribed %.1f s of stem in %.1f s (%.1fx realtime)", window_s, elapsed, window_s / max(elapsed, 1e-9))
     return failed
@@ -242,13 +249,15 @@ def main(snakemake, log) -> None:
 
     def done(rec: str, records: list[dict]) -> None:
         out = processed_path(out_dir, rec, "transcripts.jsonl")
-        with member_log(log, member_log_path(out_dir, "transcribe", rec)):
-            write_jsonl(records, out)
-            log.info("recording %s: wrote %d transcripts to %s", rec, len(records), out)
+        write_jsonl(records, out)
+        log.info("recording %s: wrote %d transcripts to %s", rec, len(records), out)
         rows.append((rec, "transcripts", out))
 
+    def own_log(rec: str):
+        return member_log(log, member_log_path(out_dir, "transcribe", rec))
+
     failed = transcribe_shard([(r, s, c, languages.get(r)) for r, s, c in zip(recs, stems, clips)],
-                              dict(snakemake.params.cfg), log, threads, done)
+                              dict(snakemake.params.cfg), log, threads, done, own_log)
     if failed:
         raise StageError(f"transcribe: {len(failed)} of {len(recs)} recording(s) failed: {', '.join(failed)} "
                          "(the others' transcripts are written)")
