@@ -127,10 +127,11 @@ rule review_page:
 
 
 rule report_training:
-    """Loss curves and time per epoch of the training chunks, for the report."""
+    """Loss curves, the voice's evaluation per epoch and time per epoch of the chunks."""
     input:
         # every chunk's weights file: the one per-chunk output kept (full states are pruned)
         weights=all_chunk_weights(),
+        reports=all_chunk_reports(),
     output:
         png=report(
             report_path("training.png"),
@@ -149,5 +150,7 @@ rule report_training:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        epochs=chunk_epochs(),
     script:
         "../workflow_scripts/report_training.py"

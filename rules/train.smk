@@ -109,9 +109,11 @@ rule train_chunk:
 
 
 rule export_voice:
-    """The last chunk's generator weights -> voice.onnx + voice.onnx.json (legacy ONNX exporter)."""
+    """The chunk `voice/selection.json` names (training.export: best or last): its generator
+    weights -> voice.onnx + voice.onnx.json (legacy ONNX exporter)."""
     input:
-        weights=final_chunk_weights(),
+        weights=all_chunk_weights(),
+        selection=dataset_path("voice/selection.json"),
     output:
         onnx=dataset_path("voice/voice.onnx"),
         json=dataset_path("voice/voice.onnx.json"),
@@ -136,10 +138,13 @@ rule export_voice:
 
 
 rule smoke_test:
-    """Synthesise fixed sentences with piper; fail on missing/silent/wrong-rate audio."""
+    """Synthesise fixed sentences with piper; fail on missing/silent/wrong-rate audio; report
+    the exported chunk's intelligibility from its evaluation (not intelligible: ok false).
+    """
     input:
         onnx=dataset_path("voice/voice.onnx"),
         json=dataset_path("voice/voice.onnx.json"),
+        selection=dataset_path("voice/selection.json"),
     output:
         wav=dataset_path("voice/smoke_test.wav"),
         report=dataset_path("voice/smoke_test.json"),

@@ -24,6 +24,8 @@ import pytest
 import soundfile as sf
 import yaml
 
+from tests.speech_fixtures import config_section
+from tests.workflow_runner import kill_leftovers
 from workflow_scripts import piper_dataset as pd
 from workflow_scripts import piper_train as pt
 from workflow_scripts.io_utils import StageError
@@ -117,6 +119,7 @@ def training_config(**over) -> dict:
         "log_every_steps": 1,
         "model_overrides": {},
         "smoke_sentences": ["Hello world.", "This is a test of the voice."],
+        "export": "best",
     }
     cfg.update(over)
     return cfg
@@ -144,6 +147,7 @@ MINI_SNAKEFILE = '''
 configfile: "config.yaml"
 include: "common.smk"
 include: {train!r}
+include: {evaluate!r}
 rule all:
     input:
         dataset_path("voice/voice.onnx"),
@@ -155,8 +159,12 @@ def make_workdir(tmp: Path, **train_over) -> Path:
     out = tmp / "out"
     make_clips(out)
     (tmp / "common.smk").write_text(MINI_COMMON.format(repo=str(REPO)))
-    (tmp / "Snakefile").write_text(MINI_SNAKEFILE.format(train=str(REPO / "rules" / "train.smk")))
-    cfg = {"output_dir": "out", "sample_rate": 22050, "training": training_config(**train_over)}
+    (tmp / "Snakefile").write_text(MINI_SNAKEFILE.format(train=str(REPO / "rules" / "train.smk"),
+                                                         evaluate=str(REPO / "rules" / "evaluate.smk")))
+    # the voice is judged in the full workflow's tests (tests/test_rerun_knobs.py): here the
+    # selection falls back to the last chunk, as with evaluation.enabled false
+    cfg = {"output_dir": "out", "sample_rate": 22050, "training": training_config(**train_over),
+           "evaluation": config_section("evaluation", enabled=False)}
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     return out
 
@@ -331,24 +339,6 @@ def _checkpoint_epochs(py: str, path: Path) -> int:
     return int(out.stdout.strip())
 
 
-def _kill_leftovers(marker: str) -> None:
-    """SIGKILL any process of ours still running with ``marker`` (the temp dir) in its command
-    line: a job the killed Snakemake started in another process group."""
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            try:
-                os.kill(int(proc_dir.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    time.sleep(1)
-
-
 @pytest.mark.slow
 @needs_piper
 def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
@@ -393,7 +383,7 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     assert proc.poll() is None, "chunk 1 finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    _kill_leftovers(str(wd))
+    kill_leftovers(str(wd))
     assert not (out / "checkpoints" / "chunk_1.ckpt").exists()
     assert not (out / "checkpoints" / "chunk_1.weights.ckpt").exists()
     assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns and c0.stat().st_size == c0_stat.st_size
@@ -424,13 +414,16 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     assert pending(wd) == {}  # a complete run plans nothing
     smoke = json.loads((out / "voice" / "smoke_test.json").read_text())
     assert smoke["ok"] and len(smoke["sentences"]) == 2 and all(s["seconds"] > 0.2 for s in smoke["sentences"])
+    selection = json.loads((out / "voice" / "selection.json").read_text())
+    assert (selection["chosen"], selection["evaluated"]) == (1, False) and smoke["chunk"] == 1
+    assert smoke["verdict"] == "not evaluated (evaluation.enabled: false)" and smoke["audio_ok"]
     info = sf.info(str(out / "voice" / "smoke_test.wav"))
     assert info.samplerate == 16000 and info.frames > 0.4 * 16000
 
     # 4. more epochs: only the new chunk (on top of chunk 1's state) and the voice; once it ran,
     # chunk 0's state is gone, the newest two states and every chunk's weights stay
     set_epochs(wd, 3)
-    assert pending(wd) == {"train_chunk": 1, "export_voice": 1, "smoke_test": 1, "all": 1}
+    assert pending(wd) == {"train_chunk": 1, "select_voice": 1, "export_voice": 1, "smoke_test": 1, "all": 1}
     weights_before = {n: (out / "checkpoints" / f"chunk_{n}.weights.ckpt").stat().st_mtime_ns for n in (0, 1)}
     run_workflow(wd)
     ckpts = out / "checkpoints"

@@ -9,13 +9,25 @@ a real 2-chunk voice (reduced preset, 1 epoch per chunk) and dry-run `epochs`,
 `checkpoint_every` and the other training keys over it.
 """
 import copy
+import json
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.workflow_runner import REPO, copy_media, example_media, pending_jobs, run_snakemake
+from tests.workflow_runner import (
+    REPO,
+    copy_media,
+    example_media,
+    kill_leftovers,
+    pending_jobs,
+    run_snakemake,
+    start_snakemake,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -177,11 +189,18 @@ def trained(done):
     set_config(done, BASE)
 
 
-NEW_VOICE = {"export_voice": 1, "smoke_test": 1, "report_training": 1, "all": 1}
+# the voice chosen again (select_voice) and what is built from it
+NEW_VOICE = {"select_voice": 1, "evaluation_page": 1, "export_voice": 1, "smoke_test": 1, "report_training": 1,
+             "all": 1}
+
+
+def evaluated(chunks: int) -> dict[str, int]:
+    """``chunks`` chunks exported for evaluation and evaluated (the ONNX files are temporary)."""
+    return {"export_chunk": chunks, "evaluate_chunk": chunks}
 
 TRAINING_KNOBS = {
     # one new chunk on top of chunk_1, and the voice from it; the dataset and chunks 0-1 stay
-    "epochs 2 -> 3": ({"epochs": 3}, {"train_chunk": 1, **NEW_VOICE}),
+    "epochs 2 -> 3": ({"epochs": 3}, {"train_chunk": 1, **evaluated(1), **NEW_VOICE}),
     # a voice name is export's param only, the sentences the smoke test's
     "voice_name": ({"voice_name": "renamed"}, {"export_voice": 1, "smoke_test": 1, "all": 1}),
     "smoke_sentences": ({"smoke_sentences": ["Another sentence."]}, {"smoke_test": 1, "all": 1}),
@@ -189,13 +208,23 @@ TRAINING_KNOBS = {
     "run options": ({"device": "cuda", "num_workers": 1, "log_every_steps": 5, "threads": 1, "mem_mb": 5000,
                      "chunk_runtime_min": 30}, {}),
     # what the checkpoints depend on: every chunk again (the dataset stays)
-    "seed": ({"seed": 7}, {"train_chunk": 2, **NEW_VOICE}),
-    "precision": ({"precision": "32-true"}, {"train_chunk": 2, **NEW_VOICE}),
-    "model_overrides": ({"model_overrides": {"n_layers": 3}}, {"train_chunk": 2, **NEW_VOICE}),
+    "seed": ({"seed": 7}, {"train_chunk": 2, **evaluated(2), **NEW_VOICE}),
+    "precision": ({"precision": "32-true"}, {"train_chunk": 2, **evaluated(2), **NEW_VOICE}),
+    "model_overrides": ({"model_overrides": {"n_layers": 3}}, {"train_chunk": 2, **evaluated(2), **NEW_VOICE}),
     "model_overrides.segment_size": ({"model_overrides": {"segment_size": 8192}},
-                                     {"piper_dataset": 1, "train_chunk": 2, **NEW_VOICE}),
+                                     {"piper_dataset": 1, "train_chunk": 2, **evaluated(2), **NEW_VOICE}),
     # the dataset's limits: the dataset, then every chunk
-    "training.max_clip_s": ({"max_clip_s": 14.0}, {"piper_dataset": 1, "train_chunk": 2, **NEW_VOICE}),
+    "training.max_clip_s": ({"max_clip_s": 14.0},
+                            {"piper_dataset": 1, "train_chunk": 2, **evaluated(2), **NEW_VOICE}),
+    # the choice only: no chunk is evaluated again
+    "export best -> last": ({"export": "last"}, NEW_VOICE),
+}
+
+# the evaluation: every chunk judged again, nothing trained again
+EVALUATION_KNOBS = {
+    "evaluation.sentences": ({"sentences": ["A short test sentence for the voice."]}, {**evaluated(2), **NEW_VOICE}),
+    "evaluation threshold": ({"intelligible_max_cer": 0.2}, {**evaluated(2), **NEW_VOICE}),
+    "evaluation off": ({"enabled": False}, {k: v for k, v in NEW_VOICE.items() if k != "evaluation_page"}),
 }
 
 
@@ -204,6 +233,70 @@ TRAINING_KNOBS = {
 def test_training_knob(trained, knob):
     change, expected = TRAINING_KNOBS[knob]
     assert plan(trained, VOICE, {"training": change}) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("knob", list(EVALUATION_KNOBS))
+def test_evaluation_knob(trained, knob):
+    change, expected = EVALUATION_KNOBS[knob]
+    assert plan(trained, VOICE, {"evaluation": change}) == expected
+
+
+@pytest.mark.slow
+def test_the_toy_voice_is_judged_honestly(trained):
+    """Every chunk evaluated; the exported chunk is the one select_best picks; the 2-epoch toy
+    voice is reported as not intelligible, without failing the run."""
+    out = trained / "out"
+    reports = {n: json.loads((out / "eval" / f"chunk_{n}.json").read_text()) for n in (0, 1)}
+    for n, r in reports.items():
+        assert r["overall"]["cer"] > 0.5, (n, r["overall"])  # a 2-epoch voice speaks noise
+        assert len(list((out / "eval" / f"chunk_{n}").glob("*.wav"))) == len(r["sentences"]) >= 5
+    selection = json.loads((out / "voice" / "selection.json").read_text())
+    best = min(reports, key=lambda n: (round(reports[n]["overall"]["cer"], 4),
+                                       -round(reports[n]["overall"]["similarity"] or 0, 4), -n))
+    assert selection["chosen"] == best and [c["chunk"] for c in selection["candidates"]] == [0, 1]
+    voice = json.loads((out / "voice" / "voice.onnx.json").read_text())
+    assert voice["training"]["checkpoint"] == f"chunk_{best}.weights.ckpt"
+    smoke = json.loads((out / "voice" / "smoke_test.json").read_text())
+    assert smoke["audio_ok"] and not smoke["ok"] and smoke["verdict"].startswith("not intelligible yet (CER ")
+    page = (out / "eval" / "index.html").read_text()
+    assert page.count("<audio") == 2 * len(reports[0]["sentences"]) and "★ exported" in page
+    assert not list((out / "eval" / "voices").glob("*.onnx"))  # temporary: the weights stay
+
+
+@pytest.mark.slow
+def test_kill_during_an_evaluation_redoes_only_it(trained):
+    """kill -9 while chunk 1 is being evaluated; the resumed run evaluates chunk 1 again and
+    nothing else that was finished (chunk 0's evaluation, the training) is redone."""
+    out = trained / "out"
+    set_config(trained, merged(VOICE, {"evaluation": {"sentences": ["The first test.", "A second test."]}}))
+    try:
+        run_snakemake(trained, str(out / "eval" / "chunk_0.json"), check=True)
+        chunk0 = (out / "eval" / "chunk_0.json").stat().st_mtime_ns
+        log1 = out / "logs" / "evaluate_chunk" / "chunk_1.log"
+        log1.unlink(missing_ok=True)
+        proc = start_snakemake(trained)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log1.exists() and "evaluation models loaded" in log1.read_text():
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before chunk 1's evaluation could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kill_leftovers(str(trained))
+        assert not (out / "eval" / "chunk_1.json").exists() or \
+            (out / "eval" / "chunk_1.json").stat().st_mtime_ns < chunk0
+        run_snakemake(trained, "--unlock", check=True)
+        left = pending_jobs(trained)
+        assert left.get("evaluate_chunk") == 1 and "train_chunk" not in left, left
+        run_snakemake(trained, check=True)
+        assert (out / "eval" / "chunk_0.json").stat().st_mtime_ns == chunk0
+        assert len(json.loads((out / "eval" / "chunk_1.json").read_text())["sentences"]) == 2
+        assert pending_jobs(trained) == {}
+    finally:
+        set_config(trained, VOICE)
+        run_snakemake(trained, check=True)  # back to the fixture's state for the other tests
 
 
 @pytest.mark.slow
@@ -217,7 +310,7 @@ def test_checkpoint_every_change_reruns_every_chunk_and_says_so(trained):
     # 2 epochs and chunk_1 4: neither checkpoint fits, both are trained again
     set_config(trained, merged(VOICE, {"training": {"epochs": 4, "checkpoint_every": 2}}))
     try:
-        assert pending_jobs(trained) == {"train_chunk": 2, **NEW_VOICE}
+        assert pending_jobs(trained) == {"train_chunk": 2, **evaluated(2), **NEW_VOICE}
         proc = run_snakemake(trained, "-n", check=True)
     finally:
         set_config(trained, VOICE)

@@ -62,8 +62,8 @@ def write_config(workdir: Path, **overrides) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [
+def snakemake_argv(workdir: Path, *args: str) -> list[str]:
+    return [
         SNAKEMAKE,
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
@@ -72,6 +72,38 @@ def run_snakemake(workdir: Path, *args: str, check: bool = False, timeout: int =
         "--sdm", "env-modules",
         *args,
     ]
+
+
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """A run in the background, in a session of its own (``os.killpg(proc.pid, ...)`` kills it)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(snakemake_argv(workdir, *args), cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_leftovers(marker: str) -> None:
+    """SIGKILL any process still running with ``marker`` (e.g. the temp dir) in its command
+    line: a job a killed Snakemake started in another process group."""
+    import signal
+    import time
+
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(proc_dir.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    time.sleep(1)
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = snakemake_argv(workdir, *args)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
     if check and proc.returncode != 0:

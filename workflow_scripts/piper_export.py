@@ -1,8 +1,8 @@
 """Export a trained checkpoint to a Piper voice and smoke-test it (piper env).
 
-Rule ``export_voice``: the last chunk's generator weights (``checkpoints/chunk_{n}.weights.ckpt``;
-a full Lightning state works too) -> ``{root}/voice/voice.onnx`` + ``voice.onnx.json``.
-:func:`export_voice` is what a per-chunk evaluation calls on ``chunk_weights(n)``.
+Rule ``export_voice``: the generator weights (``checkpoints/chunk_{n}.weights.ckpt``; a full
+Lightning state works too) of the chunk ``voice/selection.json`` chose -> ``{root}/voice/voice.onnx``
++ ``voice.onnx.json``. Rule ``export_chunk`` exports one chunk's weights for its evaluation.
 The ONNX graph comes from piper's own ``piper.train.export_onnx``, run through
 ``workflow_scripts.piper_train export`` which selects torch's legacy exporter
 (``dynamo=False``: torch >= 2.9's default exporter needs ``onnxscript``) and loads the
@@ -13,7 +13,10 @@ training espeak voice, then checked the way the ``piper`` runtime reads it.
 Rule ``smoke_test``: loads the voice with piper's Python API (``PiperVoice``), synthesises
 fixed sentences into ``smoke_test.wav`` and fails if the audio is missing, silent, too short,
 not finite, at the wrong rate, or the JSON lacks what Piper needs; ``smoke_test.json``
-records the measurements.
+records the measurements and the exported chunk's evaluation: ``audio_ok`` (the checks
+passed), ``intelligibility``/``verdict`` (from voice/selection.json) and ``ok`` = audio_ok and
+not "not intelligible yet". An unintelligible voice is reported, not failed: a toy run still
+ends with its (noise-speaking) voice.
 """
 
 import json
@@ -111,7 +114,7 @@ def export_voice(checkpoint, onnx_out, json_out, espeak_voice: str, quality: str
 
 
 def smoke_test(onnx_path, json_path, wav_out, report_out, sentences, expected_rate: int | None, log,
-               min_rms: float = 1e-3) -> dict:
+               min_rms: float = 1e-3, selection: dict | None = None) -> dict:
     import numpy as np
     from piper import PiperVoice
     from piper.config import PiperConfig
@@ -168,17 +171,54 @@ def smoke_test(onnx_path, json_path, wav_out, report_out, sentences, expected_ra
             raise StageError(f"{wav_out}: written WAV has {w.getnframes()} frames at {w.getframerate()} Hz")
     report = {"ok": True, "voice": str(onnx_path), "sample_rate": rate, "sentences": results,
               "total_seconds": round(len(pcm) / rate, 3), "onnx_mb": round(Path(onnx_path).stat().st_size / 1e6, 2)}
+    if selection is not None:  # voice/selection.json: the exported chunk's evaluation
+        report = judged(report, selection)
     with atomic_path(report_out) as tmp:
         tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return report
 
 
+def read_selection(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StageError(f"{path}: unreadable voice selection ({exc})") from exc
+
+
+def chosen_weights(weights: list[str], selection: dict, selection_path) -> str:
+    """The weights file of the chunk ``selection`` chose (``weights`` = every chunk's, in order)."""
+    want = f"chunk_{int(selection['chosen'])}.weights.ckpt"
+    found = [w for w in weights if Path(w).name == want]
+    if len(found) != 1:
+        raise StageError(f"{selection_path}: chose chunk {selection['chosen']}, but {want} is not among the inputs")
+    return found[0]
+
+
+def judged(report: dict, selection: dict) -> dict:
+    """The smoke report with the exported chunk's evaluation: ``audio_ok`` = the checks above
+    passed, ``ok`` = that and a voice not judged "not intelligible yet"."""
+    audio_ok = report.pop("ok")
+    verdict = selection.get("intelligibility")
+    return {"ok": bool(audio_ok and verdict != "not intelligible yet"), "audio_ok": audio_ok,
+            "intelligibility": verdict, "verdict": selection.get("verdict"), "chunk": selection.get("chosen"),
+            "epochs": selection.get("chosen_epochs"), **report}
+
+
 def main(snakemake, log) -> None:
     p, inp, out = snakemake.params, snakemake.input, snakemake.output
     if snakemake.rule == "smoke_test":
-        smoke_test(inp.onnx, inp.json, out.wav, out.report, list(p.sentences), int(p.sample_rate), log)
-    else:
+        selection = read_selection(inp.selection)
+        smoke_test(inp.onnx, inp.json, out.wav, out.report, list(p.sentences), int(p.sample_rate), log,
+                   selection=selection)
+        log.info("voice (chunk %s): %s", selection.get("chosen"), selection.get("verdict"))
+    elif snakemake.rule == "export_chunk":
         export_voice(inp.weights, out.onnx, out.json, p.espeak_voice, p.quality, p.dataset_name,
+                     int(snakemake.threads), log)
+    else:
+        selection = read_selection(inp.selection)
+        weights = chosen_weights([str(w) for w in inp.weights], selection, inp.selection)
+        log.info("exporting chunk %s (%s)", selection["chosen"], selection.get("rule"))
+        export_voice(weights, out.onnx, out.json, p.espeak_voice, p.quality, p.dataset_name,
                      int(snakemake.threads), log)
 
 

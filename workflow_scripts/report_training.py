@@ -1,4 +1,6 @@
-"""Training figure for the report: validation losses per epoch and seconds per epoch per chunk.
+"""Training figure for the report: validation losses per epoch, the voice's evaluation per
+epoch (CER, WER, speaker similarity, DNSMOS OVRL of each chunk: eval/chunk_{n}.json), and
+seconds per epoch per chunk.
 
 Each `train_chunk` job leaves, beside its weights file, `checkpoints/work/chunk_{n}/chunk.json`
 (epochs, seconds per epoch) and Lightning's `csv/*/metrics.csv` (per-epoch validation losses).
@@ -39,14 +41,48 @@ def training_history(checkpoints: list[str]) -> tuple[dict[str, list[tuple[int, 
     return {k: sorted(set(v)) for k, v in curves.items()}, sorted(timing)
 
 
-def plot_training(checkpoints: list[str], out_png: str) -> None:
+EVAL_METRICS = (("cer", "CER"), ("wer", "WER"), ("similarity", "speaker similarity"))
+
+
+def evaluation_history(reports: list[str], epochs: list[int]) -> dict[str, list[tuple[int, float]]]:
+    """{metric: [(epoch, value)]} from the chunks' evaluation reports; ``epochs[n]`` = epochs
+    trained by the end of chunk n."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in reports:
+        n = int(re.match(r"chunk_(\d+)\.json", Path(path).name).group(1))
+        overall = json.loads(Path(path).read_text(encoding="utf-8"))["overall"]
+        for key in ("cer", "wer", "similarity", "dnsmos_ovrl"):
+            if overall.get(key) is not None and n < len(epochs):
+                out.setdefault(key, []).append((epochs[n], float(overall[key])))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def plot_training(checkpoints: list[str], out_png: str, reports: list[str] = (), epochs: list[int] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves, timing = training_history(checkpoints)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    evals = evaluation_history(list(reports), list(epochs))
+    fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in EVAL_METRICS:
+        pts = evals.get(key, [])
+        if pts:
+            ax3.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=label)
+    ax3.set_xlabel("epoch")
+    ax3.set_ylabel("CER / WER / similarity")
+    ax3.set_ylim(0, max([1.05] + [v for k, _ in EVAL_METRICS for _, v in evals.get(k, [])]))
+    if evals.get("dnsmos_ovrl"):
+        ax4 = ax3.twinx()
+        pts = evals["dnsmos_ovrl"]
+        ax4.plot([e for e, _ in pts], [v for _, v in pts], marker="s", ls="--", color="#868e96", label="DNSMOS OVRL")
+        ax4.set_ylim(1, 5)
+        ax4.set_ylabel("DNSMOS OVRL (1-5)")
+        ax4.legend(fontsize=8, loc="upper right")
+    ax3.set_title("the voice per chunk (evaluation)" if evals else "no evaluation")
+    if evals:
+        ax3.legend(fontsize=8, loc="upper left")
     for key, pts in curves.items():
         ax1.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=key)
     ax1.set_xlabel("epoch")
@@ -65,7 +101,8 @@ def plot_training(checkpoints: list[str], out_png: str) -> None:
 
 
 def main(snakemake, log) -> None:
-    plot_training([str(p) for p in snakemake.input.weights], str(snakemake.output.png))
+    plot_training([str(p) for p in snakemake.input.weights], str(snakemake.output.png),
+                  [str(p) for p in snakemake.input.reports], list(snakemake.params.epochs))
     log.info("training figure written: %s", snakemake.output.png)
 
 
