@@ -90,10 +90,12 @@ def job_count(workdir: Path) -> int:
 def stage_seconds(workdir: Path) -> dict[str, float]:
     """Seconds per rule, summed over its jobs' benchmark files."""
     out: dict[str, float] = {}
-    for tsv in (workdir / "out" / "benchmarks").rglob("*.tsv"):
+    root = workdir / "out" / "benchmarks"
+    for tsv in root.rglob("*.tsv"):
         lines = tsv.read_text().splitlines()
+        rule = tsv.relative_to(root).parts[0]
         if len(lines) > 1:
-            out[tsv.parent.name] = round(out.get(tsv.parent.name, 0.0) + float(lines[1].split("\t")[0]), 1)
+            out[rule] = round(out.get(rule, 0.0) + float(lines[1].split("\t")[0]), 1)
     return dict(sorted(out.items()))
 
 

@@ -18,7 +18,7 @@ rule ingest:
         "../envs/media.yaml"
     envmodules:
         env_module("media"),
-    threads: 1
+    threads: 2
     resources:
         mem_mb=1000,
         runtime=ingest_runtime,

@@ -71,18 +71,13 @@ DRIVER = r"""
 import json, sys, types
 sys.path.insert(0, sys.argv[1])
 from workflow_scripts.io_utils import run_stage
-from workflow_scripts.separation import main
+from workflow_scripts.separation import separate_recording
 a = json.loads(sys.argv[2])
-ns = types.SimpleNamespace
-sm = ns(
-    input=ns(audio=a["audio"]),
-    output=ns(**a["output"]),
-    params=ns(method=a["method"], cfg=a["cfg"]),
-    threads=a.get("threads", 2),
-    log=[a["log"]],
-    rule="separate_vocals",
-)
-run_stage(sm, main)
+out = a["output"]
+def one(sm, log):
+    separate_recording(a["audio"], out["vocals"], out.get("accompaniment"), a["method"], a["cfg"], a.get("threads", 2),
+                       log, [])
+run_stage(types.SimpleNamespace(log=[a["log"]], rule="separate_vocals"), one)
 """
 
 

@@ -208,7 +208,9 @@ def main(snakemake, log) -> None:
         ingest(media[rec], audio, sidecar, rate, rec, log, on_error)
         rows.extend([(rec, "audio", audio), (rec, "sidecar", sidecar)])
 
-    run_members(recs, decode, log, out_dir, "ingest")
+    # ffprobe, ffmpeg and the hash wait on other processes and on the disk: ``threads`` files
+    # at a time (a shard of many short files would otherwise pay their start-ups in a row)
+    run_members(recs, decode, log, out_dir, "ingest", int(getattr(snakemake, "threads", 1) or 1))
     write_manifest(snakemake.output.manifest, rows)
 
 

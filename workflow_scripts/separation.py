@@ -518,6 +518,27 @@ def runtime_function(cfg: dict, sample_rate: int, shard_seconds: Callable) -> Ca
 
 
 # --- Snakemake entry point -----------------------------------------------------------------
+def separate_recording(audio: str, vocals: str, acc: str | None, method: str, cfg: dict, threads: int,
+                       log: logging.Logger, backend: list) -> None:
+    """One recording's stems; ``backend`` holds the model once loaded (empty: load it here)."""
+    import soundfile as sf
+
+    info = sf.info(audio)
+    if info.frames == 0:  # a recording ingest excluded (inputs.on_error: skip): no model needed
+        for path in [vocals] + ([acc] if acc else []):
+            with atomic_path(path) as tmp:
+                sf.write(str(tmp), np.zeros(0, dtype=np.int16), info.samplerate, subtype="PCM_16", format="WAV")
+        log.warning("%s: no audio samples (excluded at ingest): empty stems", audio)
+        return
+    if not backend:
+        t0 = time.monotonic()
+        backend.append(make_backend(method, cfg, threads, log))
+        log.info("%s model loaded in %.1f s (threads %d, device %s)", method, time.monotonic() - t0, threads,
+                 cfg.get("device", "cpu"))
+    separate_file(audio, vocals, acc, backend[0], float(cfg.get("chunk_s", 300)), float(cfg.get("overlap_s", 5)), log,
+                  crossfade_kind=str(cfg.get("crossfade", "linear")))
+
+
 def main(snakemake, log: logging.Logger) -> None:
     """One shard (workflow_scripts/shards.py): every member's stems, the model loaded once (and
     not at all when no member has audio)."""
@@ -529,27 +550,13 @@ def main(snakemake, log: logging.Logger) -> None:
     keep_acc = bool(snakemake.params.keep_accompaniment)
     audio = dict(zip(recs, member_outputs(snakemake.input.audio, "audio", recs)))
     threads = int(getattr(snakemake, "threads", 1) or 1)
-    backend: list[Backend] = []
+    backend: list[Backend] = []  # loaded by the first member with audio, then kept
     rows = []
-    import soundfile as sf
 
     def separate(rec: str) -> None:
         vocals = processed_path(out_dir, rec, "vocals.wav")
         acc = processed_path(out_dir, rec, "accompaniment.wav") if keep_acc else None
-        info = sf.info(audio[rec])
-        if info.frames == 0:  # a recording ingest excluded (inputs.on_error: skip): no model needed
-            for path in [vocals] + ([acc] if acc else []):
-                with atomic_path(path) as tmp:
-                    sf.write(str(tmp), np.zeros(0, dtype=np.int16), info.samplerate, subtype="PCM_16", format="WAV")
-            log.warning("%s: no audio samples (excluded at ingest): empty stems", audio[rec])
-        else:
-            if not backend:
-                t0 = time.monotonic()
-                backend.append(make_backend(method, cfg, threads, log))
-                log.info("%s model loaded in %.1f s (threads %d, device %s)", method, time.monotonic() - t0, threads,
-                         cfg.get("device", "cpu"))
-            separate_file(audio[rec], vocals, acc, backend[0], float(cfg.get("chunk_s", 300)),
-                          float(cfg.get("overlap_s", 5)), log, crossfade_kind=str(cfg.get("crossfade", "linear")))
+        separate_recording(audio[rec], vocals, acc, method, cfg, threads, log, backend)
         rows.append((rec, "vocals", vocals))
         if acc:
             rows.append((rec, "accompaniment", acc))

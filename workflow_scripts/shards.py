@@ -106,7 +106,7 @@ def write_manifest(path: str | os.PathLike, outputs: list[tuple[str, str, str]])
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write("\t".join(MANIFEST_COLUMNS) + "\n")
-            for rec, name, out in outputs:
+            for rec, name, out in sorted(outputs):  # the same bytes whatever order members finished in
                 fh.write(f"{rec}\t{name}\t{out}\t{digest(out)}\n")
 
 
@@ -173,23 +173,32 @@ def member_log(log: logging.Logger, path: str):
         handler.close()
 
 
-def run_members(recs: list[str], work, log: logging.Logger, out_dir: str, rule: str) -> None:
-    """``work(rec)`` for every member, each with its own log. A member that fails (StageError)
-    does not stop the others: their outputs are written, then the job fails naming every
-    failed member (one ERROR line each, in its log and the shard's)."""
+def run_members(recs: list[str], work, log: logging.Logger, out_dir: str, rule: str, workers: int = 1) -> None:
+    """``work(rec)`` for every member, each with its own log, ``workers`` at a time (threads:
+    for work that waits on subprocesses, e.g. ffmpeg). A member that fails (StageError) does
+    not stop the others: their outputs are written, then the job fails naming every failed
+    member (one ERROR line each, in its log and the shard's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from workflow_scripts.io_utils import StageError
 
-    failed = []
-    for rec in recs:
+    def one(rec: str) -> bool:
         with member_log(log, member_log_path(out_dir, rule, rec)):
             try:
                 work(rec)
+                return True
             except StageError as exc:
                 log.error("%s", exc)
-                failed.append(rec)
             except Exception:
                 log.exception("recording %s: unexpected failure", rec)
-                failed.append(rec)
+            return False
+
+    if workers > 1 and len(recs) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            ok = list(pool.map(one, recs))
+    else:
+        ok = [one(rec) for rec in recs]
+    failed = [rec for rec, good in zip(recs, ok) if not good]
     if failed:
         raise StageError(f"{rule}: {len(failed)} of {len(recs)} recording(s) failed: {', '.join(failed)} "
                          f"(the others' outputs are written; see logs/{rule}/<recording>.log)")
