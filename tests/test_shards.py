@@ -133,3 +133,16 @@ def test_adding_a_recording_plans_only_its_shard(runs):
     assert pending_jobs(wd) == {**stages, **run_wide}
     (wd / "raw" / "three.mp3").unlink()
     assert pending_jobs(wd) == {}
+
+
+def test_piper_dataset_finds_clips_through_the_manifests(tmp_path):
+    from workflow_scripts.piper_dataset import index_clips
+    from workflow_scripts.shards import read_manifests, write_manifest
+
+    clips = tmp_path / "processed" / "a b" / "clips"
+    clips.mkdir(parents=True)
+    (clips / "a_00001.wav").write_bytes(b"RIFF")
+    manifest = tmp_path / "shards" / "h" / "preprocess_clips.tsv"
+    write_manifest(manifest, [("a b", "clips", str(clips))])
+    assert read_manifests(manifest)["a b"]["clips"] == str(clips)
+    assert index_clips([str(manifest)]) == {"a_00001.wav": clips / "a_00001.wav"}

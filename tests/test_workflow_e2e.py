@@ -26,8 +26,14 @@ def workspace(tmp_path_factory):
     (raw / "broken.mp3").write_text("this is text, not audio\n")
     # `fail`: an unreadable input fails its own ingest job (`skip`: tests/test_bad_inputs.py);
     # inputs.on_error is no param of ingest, so the later configs (default skip) rerun nothing
-    write_config(wd, inputs={"directory": "raw", "on_error": "fail"})
+    write_config(wd, inputs={**INPUTS, "on_error": "fail"})
     return wd
+
+
+# Every recording a shard of its own (they are ~40 s, the shards 3 s; the broken file is a
+# shard alone): the jobs below count per recording as before shards, and a recording's failure
+# stops only its own shard (a bad file sharing a shard: tests/test_shards.py).
+INPUTS = {"directory": "raw", "shard_minutes": 0.05}
 
 
 def recs(wd: Path) -> list[str]:
@@ -60,12 +66,10 @@ def test_first_run_keeps_going_past_a_broken_file(workspace):
     assert not [p for p in (wd / "out").rglob("*") if ".tmp" in p.name]
 
 
-def test_rerun_after_removing_broken_does_its_shard_and_the_summary(workspace):
+def test_rerun_after_removing_broken_does_only_the_summary(workspace):
     wd = workspace
-    (wd / "raw" / "broken.mp3").unlink()
-    # it was a member of the (one) shard, whose jobs run again (inputs.shard_minutes)
-    assert pending_jobs(wd) == {"ingest": 1, "copy_vocals": 1, "segment": 1, "preprocess_clips": 1, "summary": 1,
-                                "all": 1}
+    (wd / "raw" / "broken.mp3").unlink()  # its shard goes with it; no other shard changes
+    assert pending_jobs(wd) == {"summary": 1, "all": 1}
     run_snakemake(wd, check=True)
     summary = json.loads((wd / "out" / "summary.json").read_text())
     assert summary["recordings"] == 2 and summary["clips"] >= 10
@@ -95,14 +99,14 @@ def test_touch_alone_reruns_nothing_but_a_changed_input_reruns_its_chain(workspa
 
 def test_segmentation_parameter_change_reruns_segmentation_onwards(workspace):
     wd = workspace
-    write_config(wd, segmentation={"min_silence_s": 0.4})
+    write_config(wd, inputs=INPUTS, segmentation={"min_silence_s": 0.4})
     jobs = pending_jobs(wd)
     assert jobs == {"segment": 2, "preprocess_clips": 2, "summary": 1, "all": 1}
 
 
 def test_adding_a_recording_runs_only_its_jobs(workspace):
     wd = workspace
-    write_config(wd)
+    write_config(wd, inputs=INPUTS)
     copy_media(wd / "raw" / "first session.mp3", wd / "raw" / "Grüße -dup.mp3")
     jobs = pending_jobs(wd)
     assert jobs == {"ingest": 1, "copy_vocals": 1, "segment": 1, "preprocess_clips": 1, "summary": 1, "all": 1}
