@@ -33,7 +33,9 @@ def make_workspace(root: Path, **cfg) -> Path:
     media = example_media()
     copy_media(media / "speaker_session_01.mp3", root / "raw" / "one.mp3")
     copy_media(media / "speaker_session_02.mp4", root / "raw" / "two.mp4")
-    write_config(root, **cfg)
+    # each recording (~40 s) a shard of its own (3 s): a kill in a stage's second job leaves
+    # the first one's done, and resume is per job (a shard's job is redone whole)
+    write_config(root, inputs={"directory": "raw", "shard_minutes": 0.05}, **cfg)
     return root
 
 
