@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +23,7 @@ import soundfile as sf
 import yaml
 
 from tests.speech_fixtures import config_section
-from tests.workflow_runner import kill_leftovers
+from tests.workflow_runner import kill_once_logged
 from workflow_scripts import piper_dataset as pd
 from workflow_scripts import piper_train as pt
 from workflow_scripts.io_utils import StageError
@@ -374,16 +372,8 @@ def test_chunked_training_kill_resume_export_and_warm_start(tmp_path):
     proc = subprocess.Popen(snakemake_cmd(wd, "out/checkpoints/chunk_1.ckpt"), cwd=wd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     log1 = out / "logs" / "train_chunk" / "chunk_1.log"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        # kill as soon as piper's trainer is up in chunk 1 (keeps the test short)
-        if log1.exists() and "replaced piper's ModelCheckpoint" in log1.read_text():
-            break
-        time.sleep(1)
-    assert proc.poll() is None, "chunk 1 finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    kill_leftovers(str(wd))
+    # kill as soon as piper's trainer is up in chunk 1 (keeps the test short)
+    kill_once_logged(proc, log1, "replaced piper's ModelCheckpoint", str(wd), timeout=300)
     assert not (out / "checkpoints" / "chunk_1.ckpt").exists()
     assert not (out / "checkpoints" / "chunk_1.weights.ckpt").exists()
     assert c0.stat().st_mtime_ns == c0_stat.st_mtime_ns and c0.stat().st_size == c0_stat.st_size

@@ -17,6 +17,9 @@ from workflow_scripts import quality_gate as qg  # noqa: E402
 from workflow_scripts.aggregate_metadata import aggregate, write_outputs  # noqa: E402
 from workflow_scripts.io_utils import StageError  # noqa: E402
 
+GATE = sfx.transcription_config()["gate"]  # the schema's defaults
+EN = {**GATE, "language": "en"}
+
 
 def rec(text="Please enter your password followed by the pound key.", **kw):
     words = [w for w in text.split()]
@@ -114,7 +117,7 @@ def codes(reasons):
 
 
 def test_gate_keeps_a_good_clip():
-    keep, reasons = qg.gate(rec(), {"language": "en"})
+    keep, reasons = qg.gate(rec(), EN)
     assert keep and reasons == []
 
 
@@ -133,38 +136,38 @@ def test_gate_keeps_a_good_clip():
     ({"text": "Send it to a/b please now ok", "duration_s": 2.5}, "unspeakable"),
 ])
 def test_gate_rejects(overrides, code):
-    keep, reasons = qg.gate(rec(**overrides), {"language": "en"})
+    keep, reasons = qg.gate(rec(**overrides), EN)
     assert not keep
     assert code in codes(reasons), reasons
 
 
 def test_gate_cut_needs_a_word_across_the_edge_and_sound_there():
     r = rec(edge_overlap_s=[0.2, 0.15])  # Whisper's word times run over the edges ...
-    keep, reasons = qg.gate(r, {"language": "en"})  # ... but the edges sit at the noise floor
+    keep, reasons = qg.gate(r, EN)  # ... but the edges sit at the noise floor
     assert keep, reasons
     r["edge_floor_db"] = [25.0, 30.0]
-    keep, reasons = qg.gate(r, {"language": "en"})
+    keep, reasons = qg.gate(r, EN)
     assert not keep and {"cut_start", "cut_end"} <= codes(reasons)
     r["edge_overlap_s"] = [0.0, 0.02]  # loud edges, no word across them: a clip cut at a pause
-    assert qg.gate(r, {"language": "en"})[0]
+    assert qg.gate(r, EN)[0]
 
 
 def test_gate_cut_thresholds_from_config():
     r = rec(edge_overlap_s=[0.1, 0.0], edge_floor_db=[15.0, 0.0])
-    assert codes(qg.gate(r, {"language": "en"})[1]) == {"cut_start"}
-    assert qg.gate(r, {"language": "en", "edge_floor_db": 20.0})[0]
-    assert qg.gate(r, {"language": "en", "edge_overlap_s": 0.15})[0]
+    assert codes(qg.gate(r, EN)[1]) == {"cut_start"}
+    assert qg.gate(r, {**EN, "edge_floor_db": 20.0})[0]
+    assert qg.gate(r, {**EN, "edge_overlap_s": 0.15})[0]
 
 
 def test_gate_thresholds_from_config():
     r = rec(avg_logprob=-0.8)
-    assert qg.gate(r, {"language": "en"})[0]
-    assert not qg.gate(r, {"language": "en", "min_avg_logprob": -0.5})[0]
-    assert not qg.gate(rec(), {"language": "en", "min_quality": 0.99})[0]
+    assert qg.gate(r, EN)[0]
+    assert not qg.gate(r, {**EN, "min_avg_logprob": -0.5})[0]
+    assert not qg.gate(rec(), {**EN, "min_quality": 0.99})[0]
 
 
 def test_language_not_checked_without_expectation():
-    assert qg.gate(rec(language="de", language_probability=0.99), {"language": None})[0]
+    assert qg.gate(rec(language="de", language_probability=0.99), {**EN, "language": None})[0]
 
 
 # ----------------------------------------------------------------- aggregation
@@ -180,7 +183,7 @@ def test_aggregate_outputs(tmp_path):
     write_jsonl(a, [rec(clip="recA_00002.wav", text="I have 2 dogs and a cat here."),
                     rec(clip="recA_00001.wav", text="")])
     write_jsonl(b, [rec(clip="recB_00001.wav", text="Hello there, how are you today?", avg_logprob=-2.0)])
-    result = aggregate([("recA", str(a), None, "alice", "en"), ("recB", str(b), None, "bob", "en")], {})
+    result = aggregate([("recA", str(a), None, "alice", "en"), ("recB", str(b), None, "bob", "en")], GATE)
     out = {k: tmp_path / n for k, n in [("m", "metadata.csv"), ("r", "rejected.tsv"), ("s", "s.json"), ("v", "t.tsv")]}
     write_outputs(result, out["m"], out["r"], out["s"], out["v"])
     lines = out["m"].read_text().splitlines()
@@ -198,7 +201,7 @@ def test_aggregate_outputs(tmp_path):
     assert review[1]["text"] == "I have 2 dogs and a cat here." and review[1]["normalised"].startswith("I have two")
     # stable: the same input gives byte-identical files
     before = out["m"].read_bytes()
-    write_outputs(aggregate([("recB", str(b), None, "bob", "en"), ("recA", str(a), None, "alice", "en")], {}),
+    write_outputs(aggregate([("recB", str(b), None, "bob", "en"), ("recA", str(a), None, "alice", "en")], GATE),
                   out["m"], out["r"], out["s"])
     assert out["m"].read_bytes() == before
 
@@ -207,16 +210,16 @@ def test_aggregate_rejects_duplicates_and_missing_clips(tmp_path):
     a = tmp_path / "a.jsonl"
     write_jsonl(a, [rec(clip="x.wav")])
     with pytest.raises(StageError, match="also in recording"):
-        aggregate([("r1", str(a), None, "s"), ("r2", str(a), None, "s")], {})
+        aggregate([("r1", str(a), None, "s"), ("r2", str(a), None, "s")], GATE)
     (tmp_path / "clips").mkdir()
     with pytest.raises(StageError, match="missing from the clips directory"):
-        aggregate([("r1", str(a), str(tmp_path / "clips"), "s")], {})
+        aggregate([("r1", str(a), str(tmp_path / "clips"), "s")], GATE)
 
 
 def test_aggregate_pipe_in_text_never_breaks_columns(tmp_path):
     a = tmp_path / "a.jsonl"
     write_jsonl(a, [rec(clip="x.wav", text="Choose this | or that one please, right now.")])
-    result = aggregate([("r1", str(a), None, "s")], {})
+    result = aggregate([("r1", str(a), None, "s")], GATE)
     write_outputs(result, tmp_path / "m.csv", tmp_path / "r.tsv", tmp_path / "s.json")
     for line in (tmp_path / "m.csv").read_text().splitlines():
         assert line.count("|") == 4

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_quality_gate import rec, write_jsonl  # noqa: E402
+from test_quality_gate import GATE, rec, write_jsonl  # noqa: E402
 
 from workflow_scripts.aggregate_metadata import aggregate, read_overrides, write_outputs  # noqa: E402
 from workflow_scripts.io_utils import StageError  # noqa: E402
@@ -31,7 +31,7 @@ def write_overrides(path, lines):
 
 def test_overrides_win_over_the_gate(tmp_path):
     recs = three_clips(tmp_path)
-    gate_only = aggregate(recs, {})
+    gate_only = aggregate(recs, GATE)
     assert [r["keep"] for r in gate_only["rows"]] == [True, False, True]
     ov = read_overrides(write_overrides(tmp_path / "o.tsv", [
         "r_00002.wav\taccept\t",                       # gate rejected it: kept
@@ -39,7 +39,7 @@ def test_overrides_win_over_the_gate(tmp_path):
         "processed/r/clips/r_00003.wav\tedit\tGood bye, see you at 3.",  # new text, normalised
         "gone_00009.wav\treject\t",                    # no such clip: ignored, reported
     ]))
-    result = aggregate(recs, {}, overrides=ov, overrides_file="o.tsv")
+    result = aggregate(recs, GATE, overrides=ov, overrides_file="o.tsv")
     rows = {r["clip"]: r for r in result["rows"]}
     assert rows["r_00002.wav"]["keep"] and rows["r_00002.wav"]["override"] == "accept"
     assert not rows["r_00001.wav"]["keep"] and rows["r_00001.wav"]["reasons"] == ["manual_reject"]

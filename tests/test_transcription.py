@@ -26,7 +26,7 @@ from workflow_scripts import quality_gate as qg  # noqa: E402
 
 # tiny.en int8, beam 5, on the 11 prompts laid into one stem.
 MAX_WER = 0.10
-GATE = {"language": "en"}
+GATE = {**sfx.transcription_config()["gate"], "language": "en"}
 
 
 def venv_python(name: str) -> Path:

@@ -63,14 +63,16 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 
 def snakemake_argv(workdir: Path, *args: str) -> list[str]:
+    # ``args`` first: a target after an option that takes a list (``--sdm``) would be read as
+    # one of its values
     return [
         SNAKEMAKE,
+        *args,
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(workdir / "config.yaml"),
         "--cores", "2",
         "--sdm", "env-modules",
-        *args,
     ]
 
 
@@ -100,6 +102,23 @@ def kill_leftovers(marker: str) -> None:
             except ProcessLookupError:
                 pass
     time.sleep(1)
+
+
+def kill_once_logged(proc: subprocess.Popen, log: Path, marker: str, leftovers: str, timeout: float = 600) -> None:
+    """SIGKILL the run ``proc`` (a session of its own) and every job it started, as soon as
+    ``log`` holds ``marker``; fails when the run ends first."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and marker in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, f"the run ended before {marker!r} appeared in {log}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kill_leftovers(leftovers)
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:

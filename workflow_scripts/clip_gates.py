@@ -15,14 +15,13 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from workflow_scripts.audio_quality import THRESHOLD_KEYS, gate_reasons
-from workflow_scripts.io_utils import StageError
+from workflow_scripts.io_utils import StageError, read_jsonl
 from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, similarity
 
 # A voice is reported as found in a recording when it holds at least this many clips and
@@ -41,14 +40,7 @@ class ClipScores:
 
 def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
     path = Path(scores_jsonl)
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError as exc:
-                    raise StageError(f"{path}:{n}: not JSON ({exc})") from exc
+    records = read_jsonl(path)
     try:
         emb = np.load(str(embeddings_npy))
     except (OSError, ValueError) as exc:

@@ -49,6 +49,10 @@ from workflow_scripts.piper_train import (
     run_options,
 )
 
+# piper.train's own segment_size (VitsModel's default): audio samples per training slice,
+# used by the presets that do not set theirs
+PIPER_SEGMENT_SIZE = 8192
+
 
 def read_metadata(path) -> list[dict]:
     rows = []
@@ -176,13 +180,15 @@ def phonemize_all(texts: list[str], espeak_voice: str, log=None):
 def build_dataset(metadata, clip_dirs, processed_dir, out_csv, out_wavs, out_json, out_md, cfg: dict,
                   source_rate: int | None, log) -> dict:
     rows = read_metadata(metadata)
-    preset_name = cfg.get("preset", "medium")
+    preset_name = cfg["preset"]
     rate = preset_sample_rate(preset_name)
-    segment = int((cfg.get("model_overrides") or {}).get("segment_size", PRESETS[preset_name]["model"].get("segment_size", 8192)))
-    max_ids = int(cfg.get("max_phoneme_ids", 400))
-    max_s = float(cfg.get("max_clip_s", 15.0))
-    min_s = max(float(cfg.get("min_clip_s", 0.0)), segment / rate + 0.1)
-    batch = int(cfg.get("batch_size", 16))
+    # model_overrides is in the params only when it sets segment_size (TrainingPlan.dataset_params)
+    overrides = cfg.get("model_overrides") or {}
+    segment = int(overrides.get("segment_size", PRESETS[preset_name]["model"].get("segment_size", PIPER_SEGMENT_SIZE)))
+    max_ids = int(cfg["max_phoneme_ids"])
+    max_s = float(cfg["max_clip_s"])
+    min_s = max(float(cfg["min_clip_s"]), segment / rate + 0.1)
+    batch = int(cfg["batch_size"])
     log.info("%d clips in %s; preset %s (%d Hz), espeak voice %s", len(rows), metadata, preset_name, rate,
              cfg["espeak_voice"])
 
@@ -241,7 +247,7 @@ def build_dataset(metadata, clip_dirs, processed_dir, out_csv, out_wavs, out_jso
     durations = [r["duration"] for r in kept]
     ids = sorted(r["phoneme_ids"] for r in kept)
     longest = max(durations)
-    train_clips = len(kept) - int(len(kept) * float(cfg.get("validation_split", 0.1))) - int(cfg.get("num_test_examples", 0))
+    train_clips = len(kept) - int(len(kept) * float(cfg["validation_split"])) - int(cfg["num_test_examples"])
     symbols = [s for s in id_map_symbols if len(s) == 1 and s not in "_^$ "]
     report = {
         "preset": preset_name,
@@ -322,7 +328,7 @@ def main(snakemake, log) -> None:
     inp, out = snakemake.input, snakemake.output
     clip_dirs = list(inp.clips) if "clips" in inp.keys() else []
     processed_dir = Path(str(inp.metadata)).parent / "processed"  # {root}/processed (CONTRIBUTING.md)
-    cfg = {**run_options(getattr(snakemake, "config", None), DISK_PLAN_KEYS), **dict(snakemake.params.cfg)}
+    cfg = {**run_options(snakemake.config, DISK_PLAN_KEYS), **dict(snakemake.params.cfg)}
     build_dataset(str(inp.metadata), clip_dirs, processed_dir, out.csv, out.wavs, out.preflight_json,
                   out.preflight_md, cfg, snakemake.params.source_rate, log)
 

@@ -299,14 +299,14 @@ class TrainingPlan:
         self.cfg, self.dataset_path = cfg, dataset_path
 
     def dataset_params(self) -> dict:
-        out = {k: self.cfg[k] for k in DATASET_KEYS if k in self.cfg}
-        segment = (self.cfg.get("model_overrides") or {}).get("segment_size")
+        out = {k: self.cfg[k] for k in DATASET_KEYS}
+        segment = self.cfg["model_overrides"].get("segment_size")
         if segment is not None:  # the only model override the dataset's limits depend on
             out["model_overrides"] = {"segment_size": segment}
         return out
 
     def chunk_params(self) -> dict:
-        return {k: self.cfg[k] for k in CHUNK_KEYS if k in self.cfg}
+        return {k: self.cfg[k] for k in CHUNK_KEYS}
 
     def stale_chunks_message(self) -> str | None:
         """When the finished chunks were trained with another `checkpoint_every`: what the
@@ -329,7 +329,7 @@ class TrainingPlan:
         return (f"training.checkpoint_every is {every}, but the existing checkpoints "
                 f"{self.dataset_path('checkpoints/')}chunk_{{{','.join(map(str, sorted(found)))}}}.weights.ckpt were "
                 f"trained with {'/'.join(map(str, olds))} epoch(s) per chunk: every train_chunk job reruns, "
-                f"training from {'training.base_checkpoint' if self.cfg.get('base_checkpoint') else 'scratch'} "
+                f"training from {'training.base_checkpoint' if self.cfg['base_checkpoint'] else 'scratch'} "
                 f"(chunk 0). Set checkpoint_every back to {olds[0]} to keep them.")
 
     def n_chunks(self) -> int:
@@ -354,19 +354,19 @@ class TrainingPlan:
         n = int(wildcards.n)
         if n > 0:
             return {"previous": self.state_path(n - 1)}
-        return {"base": self.cfg["base_checkpoint"]} if self.cfg.get("base_checkpoint") else {}
+        return {"base": self.cfg["base_checkpoint"]} if self.cfg["base_checkpoint"] else {}
 
     def gpu(self, wildcards) -> int:
-        return 1 if self.cfg.get("device") == "cuda" else 0
+        return 1 if self.cfg["device"] == "cuda" else 0
 
     def mem_mb(self, wildcards) -> int:
-        if self.cfg.get("mem_mb"):
+        if self.cfg["mem_mb"]:
             return int(self.cfg["mem_mb"])
         return int(1.3 * estimate_memory_mb(self.cfg["preset"], int(self.cfg["batch_size"]),
-                                            float(self.cfg.get("max_clip_s", 15.0))))
+                                            float(self.cfg["max_clip_s"])))
 
     def runtime(self, wildcards) -> int:
-        return int(self.cfg.get("chunk_runtime_min", 240))
+        return int(self.cfg["chunk_runtime_min"])
 
     def sample_rate(self) -> int:
         return preset_sample_rate(self.cfg["preset"])
@@ -375,15 +375,15 @@ class TrainingPlan:
 def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache_dir: Path, max_epochs: int) -> dict:
     """The LightningCLI config (YAML/JSON) for one chunk: model preset, data, trainer."""
     p = preset(cfg["preset"])
-    model = {"sample_rate": p["sample_rate"], "mos_metric": "none", **p["model"], **(cfg.get("model_overrides") or {})}
-    device = cfg.get("device", "cpu")
+    model = {"sample_rate": p["sample_rate"], "mos_metric": "none", **p["model"], **cfg["model_overrides"]}
+    device = cfg["device"]
     trainer = {
         "max_epochs": int(max_epochs),
         "accelerator": "gpu" if device == "cuda" else "cpu",
         "devices": 1,
         "enable_progress_bar": False,
         "num_sanity_val_steps": 0,
-        "log_every_n_steps": int(cfg.get("log_every_steps", 10)),
+        "log_every_n_steps": int(cfg["log_every_steps"]),
         "default_root_dir": str(work),
         "logger": {
             "class_path": "lightning.pytorch.loggers.CSVLogger",
@@ -391,7 +391,7 @@ def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache
             "init_args": {"save_dir": str(work), "name": "csv", "version": f"attempt_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"},
         },
     }
-    if cfg.get("precision"):
+    if cfg["precision"]:
         trainer["precision"] = cfg["precision"]
     data = {
         "csv_path": str(csv_path),
@@ -399,13 +399,13 @@ def build_fit_config(cfg: dict, work: Path, csv_path: str, audio_dir: str, cache
         "cache_dir": str(cache_dir),
         "config_path": str(work / "config.json"),
         "espeak_voice": cfg["espeak_voice"],
-        "voice_name": cfg.get("voice_name", "voice"),
+        "voice_name": cfg["voice_name"],
         "batch_size": int(cfg["batch_size"]),
-        "num_workers": int(cfg.get("num_workers", 0)),
-        "validation_split": float(cfg.get("validation_split", 0.1)),
-        "num_test_examples": int(cfg.get("num_test_examples", 0)),
+        "num_workers": int(cfg["num_workers"]),
+        "validation_split": float(cfg["validation_split"]),
+        "num_test_examples": int(cfg["num_test_examples"]),
     }
-    return {"seed_everything": int(cfg.get("seed", 1234)), "model": model, "data": data, "trainer": trainer}
+    return {"seed_everything": int(cfg["seed"]), "model": model, "data": data, "trainer": trainer}
 
 
 def fit_command(config_file: Path, ckpt_dir: Path, threads: int, ckpt_path: str | None, warmstart: str | None,
@@ -469,8 +469,8 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, state_out: str
     work.mkdir(parents=True, exist_ok=True)
     freed = prune_superseded_states(ckpt_root, n, log)
 
-    base = str(Path(cfg["base_checkpoint"]).resolve()) if cfg.get("base_checkpoint") else None
-    base_mode = cfg.get("base_mode", "warmstart")
+    base = str(Path(cfg["base_checkpoint"]).resolve()) if cfg["base_checkpoint"] else None
+    base_mode = cfg["base_mode"]
     if base and not Path(base).is_file():
         raise StageError(f"{base}: training.base_checkpoint does not exist")
     offset = 0
@@ -516,7 +516,7 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, state_out: str
     config_file = work / "fit.json"  # JSON is YAML: jsonargparse reads it with --config
     config_file.write_text(json.dumps(fit_cfg, indent=2))
     cmd = fit_command(config_file, ckpt_dir, threads, start_from, warmstart,
-                      log_every=int(cfg.get("log_every_steps", 10)))
+                      log_every=int(cfg["log_every_steps"]))
     t0 = time.monotonic()
     rc, tail = run_logged(cmd, log, env=subprocess_env(threads), cwd=str(work))
     elapsed = time.monotonic() - t0
@@ -550,10 +550,10 @@ def train_chunk(n: int, cfg: dict, csv_path: str, audio_dir: str, state_out: str
     return info
 
 
-def run_options(config: dict | None, keys=RUN_OPTION_KEYS) -> dict:
+def run_options(config: dict, keys=RUN_OPTION_KEYS) -> dict:
     """``keys`` of the job's config["training"] (what params leave out on purpose)."""
-    training = (config or {}).get("training") or {}
-    return {k: training[k] for k in keys if k in training}
+    training = config["training"]
+    return {k: training[k] for k in keys}
 
 
 def disk_message(preset_name: str, epochs: int, every: int, audio_s: float = 0.0) -> str:
@@ -565,8 +565,8 @@ def disk_message(preset_name: str, epochs: int, every: int, audio_s: float = 0.0
 
 
 def main(snakemake, log) -> None:
-    cfg = {**run_options(getattr(snakemake, "config", None)), **dict(snakemake.params.cfg)}
-    plan = run_options(getattr(snakemake, "config", None), DISK_PLAN_KEYS)
+    cfg = {**run_options(snakemake.config), **dict(snakemake.params.cfg)}
+    plan = run_options(snakemake.config, DISK_PLAN_KEYS)
     if "epochs" in plan:
         log.info("%s", disk_message(cfg["preset"], int(plan["epochs"]), int(cfg["checkpoint_every"])))
     n = int(snakemake.wildcards.n)

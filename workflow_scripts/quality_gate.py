@@ -28,20 +28,11 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
-GATE_DEFAULTS: dict[str, Any] = {
-    "language": None,  # expected language; null = transcription.language (null: not checked)
-    "min_language_probability": 0.5,
-    "min_avg_logprob": -1.0,
-    "max_no_speech_prob": 0.6,
-    "min_word_probability": 0.3,  # mean word probability
-    "max_compression_ratio": 2.4,
-    "max_ngram_repeats": 3,  # the same n-gram (n>=2) said this many times back to back
-    "min_chars_per_s": 4.0,
-    "max_chars_per_s": 25.0,
-    "edge_overlap_s": 0.08,  # the edge this deep inside a word (shorter side) ...
-    "edge_floor_db": 12.0,  # ... while its first/last 50 ms are this far above the local noise floor = cut
-    "min_quality": 0.0,
-}
+# The thresholds gate() reads: transcription.gate in schemas/config.schema.yaml (the only
+# place their defaults are written down), validated and filled before they reach this module.
+GATE_KEYS = ("language", "min_language_probability", "min_avg_logprob", "max_no_speech_prob",
+             "min_word_probability", "max_compression_ratio", "max_ngram_repeats", "min_chars_per_s",
+             "max_chars_per_s", "edge_overlap_s", "edge_floor_db", "min_quality")
 
 # --------------------------------------------------------------------------- numbers
 
@@ -268,20 +259,24 @@ def quality_score(record: dict, cfg: dict | None = None) -> float:
 # --------------------------------------------------------------------------- gate
 
 
-def gate_config(cfg: dict | None, transcription_language: str | None = None) -> dict:
-    out = dict(GATE_DEFAULTS)
-    out.update(cfg or {})
-    if out.get("language") is None:
+def gate_config(cfg: dict, transcription_language: str | None = None) -> dict:
+    """The validated ``transcription.gate`` section; ``language`` null = ``transcription_language``."""
+    missing = [k for k in GATE_KEYS if k not in (cfg or {})]
+    if missing:
+        raise ValueError(f"transcription.gate lacks {', '.join(missing)} (the schema fills them: "
+                         "pass a config validated against schemas/config.schema.yaml)")
+    out = dict(cfg)
+    if out["language"] is None:
         out["language"] = transcription_language
     return out
 
 
-def gate(record: dict, cfg: dict | None = None) -> tuple[bool, list[str]]:
+def gate(record: dict, cfg: dict) -> tuple[bool, list[str]]:
     """Decide whether a transcribed clip is kept; returns (keep, reasons)."""
     c = gate_config(cfg)
     reasons: list[str] = []
     raw = (record.get("text") or "").strip()
-    lang = record.get("language") or c.get("language") or "en"
+    lang = record.get("language") or c["language"] or "en"
     if not raw:
         return False, ["empty"]
     spoken = strip_non_speech_tags(raw)
@@ -289,7 +284,7 @@ def gate(record: dict, cfg: dict | None = None) -> tuple[bool, list[str]]:
         return False, ["non_speech"]
     text = normalize_text(raw, lang)
 
-    expected = c.get("language")
+    expected = c["language"]
     prob = record.get("language_probability")
     if expected and record.get("language") and prob is not None:
         if record["language"] != expected:
@@ -337,7 +332,7 @@ def gate(record: dict, cfg: dict | None = None) -> tuple[bool, list[str]]:
         reasons.append("unspeakable:" + "".join(bad))
 
     score = quality_score(record)
-    if score < c.get("min_quality", 0.0):
+    if score < c["min_quality"]:
         reasons.append(f"low_quality:{score:.2f}")
     return not reasons, reasons
 
@@ -346,7 +341,7 @@ def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def evaluate(record: dict, cfg: dict | None = None) -> dict:
+def evaluate(record: dict, cfg: dict) -> dict:
     """Gate one record: {keep, reasons, quality, text (original), normalised}."""
     keep, reasons = gate(record, cfg)
     lang = record.get("language") or "en"

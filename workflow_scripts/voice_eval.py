@@ -189,7 +189,8 @@ def main(snakemake, log) -> None:
     """Rule entry (script:): input ``onnx``, ``json``, ``reference`` (list); output ``report``,
     ``wavs`` (folder); ``params.settings`` = the evaluation settings (SETTINGS_KEYS)."""
     inp, out = snakemake.input, snakemake.output
-    run_evaluation(inp.onnx, inp.json, list(inp.reference), dict(snakemake.params.settings), out.wavs, out.report,
+    refs = [inp.reference] if isinstance(inp.reference, str) else list(inp.reference)  # one path or several
+    run_evaluation(inp.onnx, inp.json, refs, dict(snakemake.params.settings), out.wavs, out.report,
                    log, threads=int(snakemake.threads))
 
 
