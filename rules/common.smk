@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 
+from workflow_scripts import dag_resources  # noqa: E402
 from workflow_scripts.envmodules import configure_env_modules  # noqa: E402
 from workflow_scripts.recordings import (  # noqa: E402
     ID_PATTERN,
@@ -125,8 +126,7 @@ def shard_longest_seconds(wildcards):
 
 
 def ingest_runtime(wildcards):
-    """Minutes: ffmpeg decodes and sha256 hashes at well over 10x realtime."""
-    return int(10 + shard_seconds(wildcards) / 60 / 10)
+    return dag_resources.ingest_runtime(shard_seconds(wildcards))
 
 
 def recording_speaker(rec):
@@ -247,23 +247,34 @@ def separation_rule_is_copy():
     return config["separation"]["method"] == "none"
 
 
+def separation_mem_mb():
+    sep = config["separation"]
+    return dag_resources.separation_mem_mb(sep["method"], sep["chunk_s"], sep["mem_mb"])
+
+
+def separation_runtime(wildcards):
+    sep = config["separation"]
+    return dag_resources.separation_runtime(
+        shard_seconds(wildcards), sep["method"], sep["device"], sep["threads"]
+    )
+
+
+def separation_gpus():
+    return dag_resources.gpus(config["separation"]["device"])
+
+
 # --- resources ----------------------------------------------------------------------------
 # A shard job's resources follow its audio, estimated from its files' sizes at DAG-build time
 # (no file is read): the time from the shard's total, the memory from its longest member
 # (members are processed one at a time).
-def _stem_mb(seconds):
-    """MB of the mono s16 stem at the pipeline rate."""
-    return seconds * 2 * config["sample_rate"] / 1e6
-
-
 def audio_job_mem_mb(wildcards):
-    """Segmentation holds the int16 stem plus a float64 block: a few times the WAV size."""
-    return int(600 + 4 * _stem_mb(shard_longest_seconds(wildcards)))
+    return dag_resources.audio_job_mem_mb(
+        shard_longest_seconds(wildcards), config["sample_rate"]
+    )
 
 
 def audio_job_runtime(wildcards):
-    """Minutes: generous for ~100x realtime processing, never under 10."""
-    return int(10 + shard_seconds(wildcards) / 60 / 20)
+    return dag_resources.audio_job_runtime(shard_seconds(wildcards))
 
 
 # --- segmentation and clips ---------------------------------------------------------------
@@ -301,19 +312,17 @@ def transcription_conda_env():
 
 
 def transcription_gpus():
-    """1 GPU when the device is cuda (auto: only when one was asked for explicitly)."""
-    return 1 if config["transcription"]["device"] == "cuda" else 0
+    return dag_resources.gpus(config["transcription"]["device"])
 
 
 def transcription_mem_mb(wildcards):
-    """Per decoding process: model + one block of the stem at 16 kHz float32 (+ WhisperX's torch)."""
-    base = 6000 if transcription_env() == "whisperx" else 1500
-    return (base + 600) * config["transcription"]["decode_workers"]
+    return dag_resources.transcription_mem_mb(
+        transcription_env(), config["transcription"]["decode_workers"]
+    )
 
 
 def transcription_runtime(wildcards):
-    """Minutes: CPU tiny.en int8 runs ~10x realtime on 2 loaded cores; larger models slower."""
-    return int(15 + shard_seconds(wildcards) / 60)
+    return dag_resources.transcription_runtime(shard_seconds(wildcards))
 
 
 def transcription_language(rec):
@@ -399,17 +408,15 @@ def scoring_params():
 
 
 def scoring_gpus():
-    return 1 if config["quality"]["device"] == "cuda" else 0
+    return dag_resources.gpus(config["quality"]["device"])
 
 
 def scoring_mem_mb(wildcards):
-    """Per scoring process (one per thread on a CPU): torch + the two ONNX sessions, ~0.9 GB."""
-    return 1000 * config["quality"]["threads"] + 200
+    return dag_resources.scoring_mem_mb(config["quality"]["threads"])
 
 
 def scoring_runtime(wildcards):
-    """Minutes: DNSMOS with one window per clip runs ~7x realtime per CPU core."""
-    return int(15 + shard_seconds(wildcards) / 60 / 3)
+    return dag_resources.scoring_runtime(shard_seconds(wildcards))
 
 
 def quality_gate_params():

@@ -22,11 +22,9 @@ if not separation_rule_is_copy():
             env_module(separation_helpers.env_name(config["separation"])),
         threads: config["separation"]["threads"]
         resources:
-            mem_mb=separation_helpers.mem_mb(config["separation"]),
-            runtime=separation_helpers.runtime_function(
-                config["separation"], config["sample_rate"], shard_seconds
-            ),
-            gpu=separation_helpers.gpu_count(config["separation"]),
+            mem_mb=separation_mem_mb(),
+            runtime=separation_runtime,
+            gpu=separation_gpus(),
         params:
             method=config["separation"]["method"],
             cfg=separation_helpers.job_params(config["separation"]),

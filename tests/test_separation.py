@@ -215,21 +215,19 @@ def test_separate_file_rejects_bad_overlap(tmp_path):
 
 # --- rule helpers ----------------------------------------------------------------------------
 def test_rule_helpers():
-    from types import SimpleNamespace
-
+    from workflow_scripts import dag_resources as res
     from workflow_scripts import separation as sep
 
     cfg = {"method": "spleeter", "device": "cpu", "chunk_s": 120, "mem_mb": 1000, "threads": 2}
     assert sep.env_name(cfg) == "spleeter" and sep.env_name({**cfg, "method": "demucs"}) == "demucs"
-    assert sep.gpu_count(cfg) == 0 and sep.gpu_count({**cfg, "device": "cuda"}) == 1
-    assert sep.mem_mb(cfg) >= 3000  # measured ~2.9 GB peak for 120 s chunks (full-size U-Net)
-    assert sep.mem_mb({**cfg, "mem_mb": 64000}) == 64000
-    assert sep.mem_mb({**cfg, "chunk_s": 300}) > sep.mem_mb(cfg)
-    one_hour = 3600 * 22050 * 2
-    assert sep.runtime_minutes(one_hour, 22050, cfg) >= 60  # ~0.5 s per audio second on CPU, doubled
-    assert sep.runtime_minutes(one_hour, 22050, {**cfg, "device": "cuda"}) < sep.runtime_minutes(one_hour, 22050, cfg)
-    fn = sep.runtime_function(cfg, 22050, lambda wildcards: 3600.0)  # a shard of an hour of audio
-    assert fn(SimpleNamespace(shard="h")) == sep.runtime_minutes(one_hour, 22050, cfg)
+    assert res.gpus("cpu") == 0 and res.gpus("cuda") == 1
+    assert res.separation_mem_mb("spleeter", 120, 1000) >= 3000  # measured ~2.9 GB peak for 120 s chunks
+    assert res.separation_mem_mb("spleeter", 120, 64000) == 64000
+    assert res.separation_mem_mb("spleeter", 300, 1000) > res.separation_mem_mb("spleeter", 120, 1000)
+    assert res.separation_mem_mb("demucs", 120, 1000) < res.separation_mem_mb("spleeter", 120, 1000)
+    assert res.separation_runtime(3600, "spleeter", "cpu", 2) >= 60  # ~0.5 s per audio second on CPU, doubled
+    assert res.separation_runtime(3600, "spleeter", "cuda", 2) < res.separation_runtime(3600, "spleeter", "cpu", 2)
+    assert res.separation_runtime(3600, "demucs", "cpu", 2) > res.separation_runtime(3600, "spleeter", "cpu", 2)
     # the job's params: what it reads, so threads/mem_mb or the other method's block rerun nothing
     full = {**cfg, "overlap_s": 5, "crossfade": "linear", "keep_accompaniment": False,
             "spleeter": {"model_dir": "m", "model": "2stems"}, "demucs": {"model": "htdemucs", "repo": ""}}

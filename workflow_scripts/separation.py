@@ -24,7 +24,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
@@ -479,42 +478,6 @@ def job_params(cfg: dict) -> dict:
     if method in ("spleeter", "demucs"):
         out[method] = dict(cfg.get(method) or {})
     return out
-
-
-def gpu_count(cfg: dict) -> int:
-    """GPUs to request (SLURM `gpu` resource): 1 when separation.device is cuda."""
-    return 1 if cfg.get("device") == "cuda" else 0
-
-
-def mem_mb(cfg: dict) -> int:
-    """The configured mem_mb, raised to what one chunk needs. Measured with the full-size
-    2stems U-Net (bench/bench_separation.py): ~1.2 GB + ~14-17 MB per chunk second (TF keeps
-    every STFT/mask tensor of a chunk); Demucs splits internally and needs less."""
-    per_s = 20 if env_name(cfg) == "spleeter" else 10
-    return int(max(int(cfg.get("mem_mb", 0)), 1500 + per_s * float(cfg.get("chunk_s", 300))))
-
-
-def runtime_minutes(audio_bytes: float, sample_rate: int, cfg: dict) -> int:
-    """Generous wall-clock minutes: CPU Spleeter ~0.5 s, Demucs (htdemucs) ~3 s per audio
-    second on 2 cores, doubled; plus start-up."""
-    audio_s = audio_bytes / (2.0 * sample_rate)  # mono s16
-    if cfg.get("device") == "cuda":
-        per_s = 0.1
-    elif env_name(cfg) == "demucs":
-        per_s = 3.0
-    else:
-        per_s = 0.5
-    return int(15 + audio_s * per_s * 2 * 2 / max(1, int(cfg.get("threads", 2))) / 60)
-
-
-def runtime_function(cfg: dict, sample_rate: int, shard_seconds: Callable) -> Callable:
-    """A `resources: runtime=` callable for the rule: the shard's audio (``shard_seconds(wildcards)``,
-    estimated from its files' sizes) as mono s16 at the pipeline rate."""
-
-    def separation_runtime(wildcards):
-        return runtime_minutes(shard_seconds(wildcards) * 2 * sample_rate, sample_rate, cfg)
-
-    return separation_runtime
 
 
 # --- Snakemake entry point -----------------------------------------------------------------
