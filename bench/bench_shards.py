@@ -129,10 +129,10 @@ def main() -> None:
             for name, wd in (("folder", folder), ("single", single)):
                 shutil.rmtree(wd / "out", ignore_errors=True)
                 shutil.rmtree(wd / ".snakemake", ignore_errors=True)
-                wall = snakemake(wd)
-                walls[name].append(round(wall, 1))
+                wall = round(snakemake(wd), 1)
+                walls[name].append(wall)
                 if wall <= min(walls[name]):
-                    result[name] = {"wall_s": round(wall, 1), "x_realtime": round(audio_s / wall, 2),
+                    result[name] = {"wall_s": wall, "x_realtime": round(audio_s / wall, 2),
                                     "jobs": job_count(wd), "stage_s": stage_seconds(wd),
                                     "metadata_rows": len((wd / "out" / "metadata.csv").read_text().splitlines())}
                 result[name]["all_wall_s"] = walls[name]

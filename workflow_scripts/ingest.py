@@ -39,18 +39,29 @@ def ffmpeg_reason(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def probe(path: str) -> dict:
-    """ffprobe's view of ``path``: the first audio stream and the container duration."""
+def start_probe(path: str) -> subprocess.Popen:
+    """ffprobe of ``path``, started (``probe_result`` waits for it): it runs beside the decode,
+    as a shard of short files waits mostly on the two processes' start-up."""
     url = "file:" + os.path.abspath(path)
-    proc = subprocess.run(
+    return subprocess.Popen(
         ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         errors="replace",
     )
+
+
+def probe(path: str) -> dict:
+    """ffprobe's view of ``path``: the first audio stream and the container duration."""
+    return probe_result(start_probe(path), path)
+
+
+def probe_result(proc: subprocess.Popen, path: str) -> dict:
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise StageError(f"{path}: ffprobe cannot read it: {ffmpeg_reason(proc.stderr)}")
-    data = json.loads(proc.stdout or "{}")
+        raise StageError(f"{path}: ffprobe cannot read it: {ffmpeg_reason(stderr)}")
+    data = json.loads(stdout or "{}")
     audio = [s for s in data.get("streams", []) if s.get("codec_type") == "audio"]
     if not audio:
         raise StageError(f"{path}: no audio stream (streams: {[s.get('codec_type') for s in data.get('streams', [])] or 'none'})")
@@ -144,9 +155,18 @@ def read_recording(path: str, out_wav: str, out_json: str, sample_rate: int, rec
     size = os.path.getsize(path)
     if size == 0:
         raise StageError(f"{path}: empty file (0 bytes)")
-    digest = sha256_file(path)
-    info = probe(path)
-    decode_to_wav(path, out_wav, sample_rate)
+    prober = start_probe(path)
+    try:
+        digest = sha256_file(path)
+        decode_to_wav(path, out_wav, sample_rate)
+    except StageError:
+        probe_result(prober, path)  # ffprobe's reason first, as when it ran before the decode
+        raise
+    try:
+        info = probe_result(prober, path)
+    except StageError:
+        os.unlink(out_wav)  # no audio.wav without its sidecar
+        raise
     import soundfile as sf
 
     wav = sf.info(out_wav)
