@@ -130,7 +130,9 @@ def run_ours(name: str, wav: Path, threads: int, decode: str = "sequential") -> 
             raise RuntimeError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}{logs}")
         out = work / "out"
         (rec_dir,) = (out / "processed").iterdir()
-        bench_rows = (out / "benchmarks" / "transcribe" / f"{rec_dir.name}.tsv").read_text().splitlines()
+        # one recording: one shard, whose transcribe job is the recording's
+        (bench_tsv,) = (out / "benchmarks" / "transcribe" / "shards").glob("*.tsv")
+        bench_rows = bench_tsv.read_text().splitlines()
         transcribe_s = float(bench_rows[1].split("\t")[0])
         texts = {}
         for line in (rec_dir / "transcripts.jsonl").read_text(encoding="utf-8").splitlines():
