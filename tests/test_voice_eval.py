@@ -116,7 +116,12 @@ def test_smoke_verdict_wording(settings):
 
 
 def test_schema_defaults_are_the_settings(settings):
-    assert set(settings) == set(SETTINGS_KEYS)
+    from workflow_scripts.evaluation_plan import EvaluationPlan
+
+    # every key but `enabled` (which rules/evaluate.smk reads) is a setting of the evaluation,
+    # and the rule's params are exactly those
+    assert set(settings) - {"enabled"} == set(SETTINGS_KEYS)
+    assert set(EvaluationPlan(settings, {"checkpoint_every": 1}, lambda: 2, str).settings()) == set(SETTINGS_KEYS)
     assert len(settings["sentences"]) >= 5 and len({s.split()[1] for s in settings["sentences"]}) > 3
     with pytest.raises(StageError, match="lack seed"):
         check_settings({k: v for k, v in settings.items() if k != "seed"})

@@ -38,7 +38,7 @@ ENGLISH = "We are going for a walk in the park today."
 # Whisper base is unsure about some espeak-ng German (e.g. "Guten Tag, ich heiße Anna und
 # wohne in Berlin." comes out as Thai 0.47); this sentence is detected as de with p 0.99.
 GERMAN = "Ich möchte bitte ein Glas Wasser und ein Brötchen."
-GATE = {"language": "en"}
+GATE = {**sfx.transcription_config()["gate"], "language": "en"}
 
 
 def fasterwhisper_python() -> Path:
