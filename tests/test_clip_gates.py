@@ -150,3 +150,18 @@ def test_scores_that_miss_a_clip_are_an_error(tmp_path):
     gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
     with pytest.raises(agg.StageError, match="a_00002.wav has no scores"):
         agg.aggregate([rec], sfx.transcription_config()["gate"], "en", None, None, gates)
+
+
+def test_speaker_reference_decodes_any_file_name(tmp_path):
+    import soundfile as sf
+
+    from workflow_scripts import speaker_reference as sr
+
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(22050) / 22050)).astype(np.float32)
+    path = tmp_path / "-ref $(echo x) ü.wav"  # an option-like, shell-like, unicode name
+    sf.write(str(path), tone, 22050, subtype="PCM_16")
+    audio = sr.decode(str(path))
+    assert abs(len(audio) - sr.SR) < 50 and np.abs(audio).max() > 0.25
+    (tmp_path / "text.wav").write_text("not audio")
+    with pytest.raises(agg.StageError, match="text.wav: speaker reference cannot be decoded"):
+        sr.decode(str(tmp_path / "text.wav"))

@@ -137,8 +137,9 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
     speaker part of the summary (mode, target voice, voices per recording)."""
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": "", "recordings": {}}
-    decision = decide_speakers(np.stack([r["embedding"] for r in rows]), gates.speaker, gates.reference)
-    coords = embedding_map(np.stack([r["embedding"] for r in rows]))
+    embeddings = np.stack([r["embedding"] for r in rows])
+    decision = decide_speakers(embeddings, gates.speaker, gates.reference)
+    coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])
         row["voice"] = decision.voice[i]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import logging
 import os
@@ -172,3 +173,24 @@ def read_tsv(path: str | os.PathLike) -> list[dict]:
             return list(csv.DictReader(fh, delimiter="\t"))
     except OSError as exc:
         raise StageError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def read_clips_table(clips_dir: str | os.PathLike) -> list[dict]:
+    """Rows of ``clips.tsv`` (clip, start_s, end_s, duration_s, ...); numbers as floats."""
+    table = Path(clips_dir) / "clips.tsv"
+    if not table.exists():
+        raise StageError(f"{table}: missing (the clips directory has no clips.tsv)")
+    with open(table, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if not reader.fieldnames or "clip" not in reader.fieldnames:
+            raise StageError(f"{table}: no 'clip' column (columns: {reader.fieldnames})")
+        rows = []
+        for row in reader:
+            for key in ("start_s", "end_s", "duration_s", "lufs_before", "lufs_after"):
+                if row.get(key) not in (None, ""):
+                    try:
+                        row[key] = float(row[key])
+                    except ValueError as exc:
+                        raise StageError(f"{table}: clip {row['clip']}: bad {key} {row[key]!r}") from exc
+            rows.append(row)
+    return rows

@@ -23,7 +23,6 @@ CLI (tests, benches): ``python -m workflow_scripts.score_clips CLIPS_DIR OUT_SCO
 [--threads N] [--max-windows N] [--no-dnsmos] [--device auto|cpu|cuda] [--log FILE]``.
 """
 
-import csv
 import json
 import math
 import os
@@ -37,7 +36,7 @@ import numpy as np
 if "snakemake" in globals():  # run by Snakemake's script: directive from a copy of this file
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
-from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage  # noqa: E402
+from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
 # Audio per extra scoring process: at ~7x realtime per core, 5 min of clips take ~40 s, well
@@ -47,14 +46,7 @@ AUDIO_S_PER_WORKER = 300.0
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
     """The ``clip`` column of ``clips_dir/clips.tsv``, in order."""
-    table = Path(clips_dir) / "clips.tsv"
-    if not table.exists():
-        raise StageError(f"{table}: missing (the clips directory has no clips.tsv)")
-    with open(table, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not reader.fieldnames or "clip" not in reader.fieldnames:
-            raise StageError(f"{table}: no 'clip' column (columns: {reader.fieldnames})")
-        names = [row["clip"] for row in reader if row.get("clip")]
+    names = [row["clip"] for row in read_clips_table(clips_dir) if row.get("clip")]
     for name in names:
         if not (Path(clips_dir) / name).is_file():
             raise StageError(f"{Path(clips_dir) / name}: listed in clips.tsv but missing")

@@ -34,8 +34,11 @@ FAR_FROM_OTHERS = 0.75
 
 
 def decode(path: str) -> np.ndarray:
-    """16 kHz mono float32 via ffmpeg (arguments as a list: a file name never meets a shell)."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(SR), "-f", "f32le", "-"]
+    """16 kHz mono float32 via ffmpeg (arguments as a list: a file name never meets a shell; the
+    ``file:`` protocol: a name starting with ``-`` or holding ``:`` is never read as an option or
+    another protocol)."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "file:" + str(path), "-ac", "1", "-ar", str(SR),
+           "-f", "f32le", "-"]
     try:
         res = subprocess.run(cmd, capture_output=True, check=False)
     except OSError as exc:

@@ -29,7 +29,6 @@ aligner, see workflow_scripts/whisper_loading.py).
 """
 
 import contextlib
-import csv
 import dataclasses
 import json
 import os
@@ -45,7 +44,7 @@ import numpy as np
 from workflow_scripts.clip_words import assign_words, clip_record, edge_overlap
 from workflow_scripts.decode_pool import Decoder, ModelSpec
 from workflow_scripts.decode_windows import plan_windows
-from workflow_scripts.io_utils import Progress, StageError, atomic_path, run_stage
+from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage
 from workflow_scripts.longform_decode import SAMPLE_RATE, DecodeOptions
 from workflow_scripts.whisper_loading import Aligner, load_whisper, resolve_device, resolve_model
 
@@ -57,27 +56,6 @@ LEAD_S = 0.4
 CONFIG_KEYS = ("backend", "model", "language", "device", "compute_type", "batch_size", "beam_size", "decode",
                "decode_workers", "window_s", "condition_on_previous_text", "seed", "align_model",
                "require_alignment")
-
-
-def read_clips_table(clips_dir: str | os.PathLike) -> list[dict]:
-    """Rows of ``clips.tsv`` (clip, start_s, end_s, duration_s, ...); numbers as floats."""
-    table = Path(clips_dir) / "clips.tsv"
-    if not table.exists():
-        raise StageError(f"{table}: missing (the clips directory has no clips.tsv)")
-    with open(table, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not reader.fieldnames or "clip" not in reader.fieldnames:
-            raise StageError(f"{table}: no 'clip' column (columns: {reader.fieldnames})")
-        rows = []
-        for row in reader:
-            for key in ("start_s", "end_s", "duration_s", "lufs_before", "lufs_after"):
-                if row.get(key) not in (None, ""):
-                    try:
-                        row[key] = float(row[key])
-                    except ValueError as exc:
-                        raise StageError(f"{table}: clip {row['clip']}: bad {key} {row[key]!r}") from exc
-            rows.append(row)
-    return rows
 
 
 def read_stem(path: str | os.PathLike, start_s: float, end_s: float) -> np.ndarray:
