@@ -33,8 +33,9 @@ def test_quality_reasons_follow_the_thresholds():
     good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
     assert cg.quality_reasons(good, q) == []
     assert cg.quality_reasons({**good, "ovrl": 2.41}, q) == ["low_dnsmos_ovrl:2.41<2.8"]
-    assert cg.quality_reasons({**good, "ovrl": 2.0, "p808": 3.0}, q) == ["low_dnsmos_ovrl:2.00<2.8",
-                                                                         "low_dnsmos_p808:3.00<3.3"]
+    assert cg.quality_reasons({**good, "ovrl": 2.0, "p808": 2.9}, q) == ["low_dnsmos_ovrl:2.00<2.8",
+                                                                         "low_dnsmos_p808:2.90<3"]
+    assert cg.quality_reasons({**good, "p808": 3.16}, q) == []  # an ordinary recorded talk passes
     assert cg.quality_reasons({**good, "ovrl": 2.0}, {**q, "min_ovrl": None}) == []
     assert cg.quality_reasons({**good, "ovrl": 1.0}, {**q, "enabled": False}) == []
     assert cg.quality_reasons({"ovrl": None, "sig": None, "bak": None, "p808": None}, q) == ["no_dnsmos"]
