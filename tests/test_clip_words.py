@@ -65,6 +65,15 @@ def test_edge_overlap_is_the_depth_inside_a_word():
     assert edge_overlap(words, 1.1) == 0.0
 
 
+def test_a_word_the_clip_claims_counts_what_the_edge_left_out():
+    """A clip starting 0.3 s into a 0.4 s word that Whisper still gave to the clip: 0.3 s of
+    its own text's audio is missing (its shorter side would say 0.1)."""
+    word = W(" all", 1.0, 1.4)
+    assert edge_overlap([word], 1.3) == pytest.approx(0.1)
+    assert edge_overlap([word], 1.3, [word], "start") == pytest.approx(0.3)
+    assert edge_overlap([word], 1.1, [word], "end") == pytest.approx(0.3)
+
+
 @pytest.mark.parametrize("noise", [1e-4, 0.01, 0.03])
 def test_edge_floor_tells_a_pause_from_a_word_in_any_room(noise):
     rng = np.random.default_rng(0)

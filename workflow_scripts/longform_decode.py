@@ -1,13 +1,10 @@
-"""Whisper decoding of a stretch of a vocal stem, restricted to planned windows.
+"""Whisper's sequential decoding of a stretch of a vocal stem, restricted to planned windows.
 
-``sequential``: faster-whisper's own long-form decoder (``WhisperModel.transcribe`` with
+faster-whisper's own long-form decoder (``WhisperModel.transcribe`` with
 ``clip_timestamps`` = the windows): windows in order, each conditioned on the text before
 it (``condition_on_previous_text``), with its temperature fallback when a decode looks bad.
-The same decoder as "Whisper on the whole file", minus the stretches that hold no clip.
-``batched``: faster-whisper's ``BatchedInferencePipeline`` over the same windows (one
-encoder and beam search per batch, no conditioning, no fallback): the faster choice on a
-GPU. A window longer than 30 s is always decoded sequentially (the batched decoder would
-keep only its first 30 s).
+The same decoder as "Whisper on the whole file", minus the stretches that hold no clip
+(``transcription.decode: sequential``; ``batched`` is workflow_scripts/stream_decode.py).
 
 The temperature fallback samples; CTranslate2's generator is seeded before every block,
 so the same audio and settings give the same text on the same machine.
@@ -21,12 +18,11 @@ import numpy as np
 from workflow_scripts.decode_windows import Window
 
 SAMPLE_RATE = 16000
-WHISPER_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    mode: str  # sequential | batched
+    mode: str  # sequential (this module) | batched (workflow_scripts/stream_decode.py)
     language: str | None  # None: detected (per 30 s window with a multilingual model)
     beam_size: int
     batch_size: int
@@ -52,24 +48,14 @@ def decode_block(model, audio: np.ndarray, offset: float, windows: list[Window],
     ctranslate2.set_random_seed(opts.seed)
     multilingual = bool(model.model.is_multilingual)
     language = opts.language if multilingual else "en"
-    long_ = [w for w in windows if w.end - w.start > WHISPER_WINDOW_S]
     duration = len(audio) / SAMPLE_RATE  # a window's lead may reach past the stem's end
-    if opts.mode == "batched" and not long_:
-        from faster_whisper import BatchedInferencePipeline
-
-        clips = [{"start": w.start - offset, "end": min(w.end - offset, duration)} for w in windows]
-        segments, info = BatchedInferencePipeline(model).transcribe(
-            audio, language=language, beam_size=opts.beam_size, batch_size=opts.batch_size,
-            word_timestamps=True, vad_filter=False, clip_timestamps=clips, log_progress=False,
-        )
-    else:
-        stamps = [t for w in windows for t in (w.start - offset, min(w.end - offset, duration))]
-        segments, info = model.transcribe(
-            audio, language=language, beam_size=opts.beam_size, word_timestamps=True, vad_filter=False,
-            clip_timestamps=stamps, condition_on_previous_text=opts.condition_on_previous_text,
-            initial_prompt=prompt if opts.condition_on_previous_text and prompt else None,
-            multilingual=multilingual and language is None,
-        )
+    stamps = [t for w in windows for t in (w.start - offset, min(w.end - offset, duration))]
+    segments, info = model.transcribe(
+        audio, language=language, beam_size=opts.beam_size, word_timestamps=True, vad_filter=False,
+        clip_timestamps=stamps, condition_on_previous_text=opts.condition_on_previous_text,
+        initial_prompt=prompt if opts.condition_on_previous_text and prompt else None,
+        multilingual=multilingual and language is None,
+    )
     return collect(segments, info, offset, windows, on_progress)
 
 

@@ -12,9 +12,11 @@ Inputs: the recording's vocal stem and its clips directory (``clips.tsv``: each 
     edge_floor_db [start, end]
 
 How: the stretches of the stem that hold clips are planned into windows of at most
-``window_s`` (workflow_scripts/decode_windows.py), decoded in order by Whisper with word
-timestamps (workflow_scripts/longform_decode.py: ``decode: sequential`` conditions each
-window on the text before it, ``batched`` decodes windows side by side), and each clip takes
+``window_s`` (workflow_scripts/decode_windows.py), decoded by Whisper with word timestamps,
+each window conditioned on the text before it (``decode: batched``: streams of consecutive
+windows side by side, all of the shard's recordings in shared batches,
+workflow_scripts/stream_pool.py; ``sequential``: faster-whisper's long-form decoder in worker
+processes, workflow_scripts/decode_pool.py), and each clip takes
 the words whose midpoint falls inside it (workflow_scripts/clip_words.py), so every clip's
 text is decoded with the context of the speech around it, as "Whisper on the whole file"
 would, and no word is decoded twice. ``edge_*`` are the evidence for a clip cut inside a
@@ -131,7 +133,8 @@ def clip_records(rows: list[dict], spans, decoded, cfg: dict, stem, aligner, lab
                 "clip": rows[i]["clip"], **rec,
                 "duration_s": round(duration if isinstance(duration, float) else b - a, 3),
                 "backend": cfg["backend"], "model": label, "word_timestamps": timing, "decoding": cfg["decode"],
-                "edge_overlap_s": [edge_overlap(result.words, a), edge_overlap(result.words, b)],
+                "edge_overlap_s": [edge_overlap(result.words, a, per_clip[k], "start"),
+                                   edge_overlap(result.words, b, per_clip[k], "end")],
                 "edge_floor_db": item.edge_floor_db[k],
             })
         if outside:
@@ -178,6 +181,19 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     progress = Progress(window_s, "transcribe", log)
     aligner = Aligner(base["align_model"], base["require_alignment"], device, log) if base["backend"] == "whisperx" else None
     t0 = time.monotonic()
+    if base["decode"] == "batched":
+        failed += _decode_batched(plans, todo, base, spec, label, aligner, progress, log, on_done, member_context)
+    else:
+        failed += _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done,
+                                     member_context)
+    elapsed = time.monotonic() - t0
+    log.info("transcribed %.1f s of stem in %.1f s (%.1fx realtime)", window_s, elapsed, window_s / max(elapsed, 1e-9))
+    return failed
+
+
+def _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done, member_context) -> list[str]:
+    """Each recording decoded in order by the worker pool (workflow_scripts/decode_pool.py)."""
+    failed = []
     with Decoder(spec, workers, BLOCK_S, log) as decoder:
         pending = {n: decoder.submit(str(plans[n][0]), plans[n][5], plans[n][4], decode_options(plans[n][2]))
                    for n in todo}
@@ -190,8 +206,33 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
                 except StageError as exc:
                     log.error("%s", exc)
                     failed.append(name)
-    elapsed = time.monotonic() - t0
-    log.info("transcribed %.1f s of stem in %.1f s (%.1fx realtime)", window_s, elapsed, window_s / max(elapsed, 1e-9))
+    return failed
+
+
+def _decode_batched(plans, todo, base, spec, label, aligner, progress, log, on_done, member_context) -> list[str]:
+    """All recordings' windows decoded as streams side by side (workflow_scripts/stream_pool.py)."""
+    from workflow_scripts.stream_pool import RecordingJob, decode_recordings
+    from workflow_scripts.whisper_loading import load_whisper
+
+    model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log)[0]
+    jobs = [RecordingJob(n, str(plans[n][0]), plans[n][5], plans[n][4], plans[n][2]["language"]) for n in todo]
+    failed = []
+
+    def finished(job) -> None:
+        stem, clips_dir, rcfg, rows, spans, windows = plans[job.name]
+        with member_context(job.name):
+            try:
+                if job.error is not None:
+                    raise job.error
+                blocks = [job.blocks[i] for i in range(len(windows))]
+                on_done(job.name, clip_records(rows, spans, blocks, rcfg, stem, aligner, label, log))
+            except StageError as exc:
+                log.error("%s", exc)
+                failed.append(job.name)
+
+    decode_recordings(model, jobs, beam_size=base["beam_size"], batch_size=base["batch_size"],
+                      condition_on_previous_text=base["condition_on_previous_text"], seed=base["seed"],
+                      progress=progress, on_recording=finished)
     return failed
 
 
