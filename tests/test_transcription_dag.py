@@ -37,7 +37,7 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
     out = tmp_path / "out"
     records = [json.loads(line) for line in next(out.glob("processed/*/transcripts.jsonl")).read_text().splitlines()]
     assert records and all(r["backend"] == backend for r in records)
-    assert {r["decoding"] for r in records} == {"sequential"}
+    assert {r["decoding"] for r in records} == {sfx.transcription_config()["decode"]}
     # the recording's prompts in order against the clips' texts in order
     with open(media.parent / "transcripts.tsv", newline="", encoding="utf-8") as fh:
         prompts = [row["text"] for row in csv.DictReader(fh, delimiter="\t") if row["recording"] == "speaker_session_01"]
@@ -51,7 +51,7 @@ def test_dag_writes_metadata_with_backend(tmp_path, backend):
         assert float(duration) > 0 and 0.0 <= float(quality) <= 1.0
     assert (out / "rejected.tsv").exists()
     decoding = json.loads((out / "transcription_summary.json").read_text())["decoding"]
-    assert decoding == {"sequential": len(records)}
+    assert decoding == {sfx.transcription_config()["decode"]: len(records)}
     if backend == "whisperx":
         assert all(r["word_timestamps"].startswith("wav2vec2:") for r in records if r["text"])
         log = next(out.glob("logs/transcribe/*.log")).read_text()
