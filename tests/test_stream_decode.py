@@ -18,7 +18,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import speech_fixtures as sfx  # noqa: E402
 from workflow_runner import stage_python  # noqa: E402
 from workflow_scripts.decode_windows import Window  # noqa: E402
-from workflow_scripts.stream_decode import CONTEXT_STEPS, context_length, is_silent, needs_fallback  # noqa: E402
+from workflow_scripts.stream_decode import (CONTEXT_STEPS, context_length, encoder_frames, is_silent,  # noqa: E402
+                                            needs_fallback)
 from workflow_scripts.stream_pool import STREAM_MIN_WINDOWS, stream_layout  # noqa: E402
 
 # faster-whisper's defaults (WhisperModel.transcribe)
@@ -28,6 +29,11 @@ OPTIONS = SimpleNamespace(compression_ratio_threshold=2.4, log_prob_threshold=-1
 def test_prompt_lengths_follow_a_fixed_ladder():
     assert [context_length(n) for n in (0, 15, 16, 100, 127, 128, 222, 223, 400)] == [0, 0, 16, 64, 64, 128, 128, 223, 223]
     assert CONTEXT_STEPS[0] == 0 and CONTEXT_STEPS[-1] == 223  # Whisper's max_length // 2 - 1
+
+
+def test_a_piece_is_encoded_at_its_length_rounded_up_to_10_s():
+    assert [encoder_frames(n) for n in (1, 330, 899, 900, 901, 1900, 2899, 2900, 3000)] == \
+        [1000, 1000, 1000, 1000, 2000, 2000, 3000, 3000, 3000]
 
 
 def test_fallback_and_silence_rules_are_the_sequential_decoders():

@@ -23,6 +23,8 @@ only where a stream begins. Per window, the rules of the sequential decoder hold
   end (Whisper's last segment unfinished), the stream goes on from its last word, as the
   sequential decoder seeks (without timestamps Whisper often stops early and the rest
   of the window is lost);
+- a piece is encoded at its own length rounded up to 10 s (ENCODER_STEP_FRAMES), not
+  padded to 30 s, so short windows (a folder of short recordings) cost little;
 - words are timed by cross-attention alignment, then faster-whisper's word rules apply
   per stream (its last word end carried along the stream only).
 
@@ -45,6 +47,13 @@ WHISPER_WINDOW_S = 30.0
 # Prompt lengths (previous-text tokens) a window can get; 223 is Whisper's own limit
 # (max_length // 2 - 1) and about three windows of speech.
 CONTEXT_STEPS = (0, 16, 32, 64, 128, 223)
+# Whisper's encoder is trained on 30 s inputs (3000 frames, silence-padded); CTranslate2
+# also takes shorter ones, at a fraction of the cost (attention is quadratic in length). A
+# piece is encoded at its own length plus >= 1 s of padding, rounded up to 10 s: on real
+# speech in short windows (bench and tests/test_stream_decode.py) the word error rate was no
+# worse than at 30 s, and a 3 s recording costs a third of the encoder time or less.
+ENCODER_PAD_FRAMES = 100
+ENCODER_STEP_FRAMES = 1000
 
 
 @dataclass
@@ -142,12 +151,26 @@ def decode_streams(model, streams: list[list], read: Callable[[object], np.ndarr
         active = [k for k, s in enumerate(state) if s.done < len(s.windows)][:batch_size]
         if not active:
             return
-        groups: dict[int, list[int]] = {}
-        for k in active:  # CTranslate2 needs the same prompt length across a batch
-            groups.setdefault(context_length(len(state[k].context)), []).append(k)
-        for length, members in sorted(groups.items()):
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k in active:  # CTranslate2 needs the same prompt and input lengths across a batch
+            groups.setdefault((context_length(len(state[k].context)), encoder_frames(_piece_frames(model, state[k], read))),
+                              []).append(k)
+        for (length, _), members in sorted(groups.items()):
             _decode_group(model, tokenizer, options, [state[k] for k in members], members, length, read, sr,
                           condition_on_previous_text, seed, on_window)
+
+
+def _piece_frames(model, s: _Stream, read) -> int:
+    """Frames of the stream's next piece (its window's frames computed once, here)."""
+    if s.features is None:  # a window's frames are computed once, and a piece is a slice of them, as
+        s.features = model.feature_extractor(read(s.windows[s.done]))  # the sequential decoder does
+    return min(model.feature_extractor.nb_max_frames, s.features.shape[-1] - 1 - s.seek)
+
+
+def encoder_frames(frames: int) -> int:
+    """Encoder input for a piece of ``frames``: at least ENCODER_PAD_FRAMES of padding after
+    it, rounded up to ENCODER_STEP_FRAMES, at most Whisper's 30 s."""
+    return min(3000, -(-(frames + ENCODER_PAD_FRAMES) // ENCODER_STEP_FRAMES) * ENCODER_STEP_FRAMES)
 
 
 def context_length(available: int) -> int:
@@ -164,12 +187,11 @@ def _decode_group(model, tokenizer, options, streams: list[_Stream], ids: list[i
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.transcribe import get_compression_ratio
 
-    for s in streams:
-        if s.features is None:  # a window's frames are computed once, and a piece is a slice of them, as
-            s.features = model.feature_extractor(read(s.windows[s.done]))  # the sequential decoder does
     content = [s.features.shape[-1] - 1 for s in streams]
-    frames = [min(model.feature_extractor.nb_max_frames, n - s.seek) for s, n in zip(streams, content)]
-    features = np.stack([pad_or_trim(s.features[:, s.seek : s.seek + n]) for s, n in zip(streams, frames)])
+    frames = [_piece_frames(model, s, read) for s in streams]
+    encoder_length = encoder_frames(frames[0])  # the same for the whole group
+    features = np.stack([pad_or_trim(s.features[:, s.seek : s.seek + n], encoder_length)
+                         for s, n in zip(streams, frames)])
     encoded = model.encode(features)
     langs = [s.language for s in streams]
     if None in langs:
@@ -202,7 +224,7 @@ def _decode_group(model, tokenizer, options, streams: list[_Stream], ids: list[i
                 tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=frames[i], segment_duration=seconds, seek=0)
         pieces.append([segments, seek, single_end, avg, float(result.no_speech_prob), ratio, temperature])
     text_tokens = [[t for seg in p[0] for t in seg["tokens"] if t < tokenizer.eot] for p in pieces]
-    alignments = _align(model, tokenizer, encoded, text_tokens, frames)
+    alignments = _align(model, toks, encoded, text_tokens, frames)
     for i, (k, s, tok) in enumerate(zip(ids, streams, toks)):
         segments, seek, single_end, avg, no_speech, ratio, temperature = pieces[i]
         start = float(s.windows[s.done].start) + s.seek / model.frames_per_second
@@ -271,7 +293,7 @@ def _fallback(model, features: np.ndarray, prompt: list[int], tokenizer, options
     return tokens, avg, temperature, ratio
 
 
-def _align(model, tokenizer, encoded, text_tokens: list[list[int]], frames: list[int]) -> list[list[dict]]:
+def _align(model, tokenizers: list, encoded, text_tokens: list[list[int]], frames: list[int]) -> list[list[dict]]:
     """Cross-attention word alignment of each window with text, one window per call: in a
     batch, the texts are padded to the longest, which moves the word times a little."""
     import ctranslate2
@@ -286,7 +308,7 @@ def _align(model, tokenizer, encoded, text_tokens: list[list[int]], frames: list
         one = ctranslate2.StorageView.from_array(np.ascontiguousarray(array[i : i + 1]))
         if on_gpu:
             one = one.to_device(ctranslate2.Device.cuda)
-        out[i] = model.find_alignment(tokenizer, [text_tokens[i]], one, frames[i])[0]
+        out[i] = model.find_alignment(tokenizers[i], [text_tokens[i]], one, frames[i])[0]
     return out
 
 
