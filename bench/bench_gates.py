@@ -61,6 +61,13 @@ def schema_default(section: str, key: str):
     return schema["properties"][section]["properties"][key]["default"]
 
 
+def schema_keys(section: str) -> list[str]:
+    import yaml
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    return [k for k, v in schema["properties"][section]["properties"].items() if "default" in v]
+
+
 def cache_dir() -> Path:
     root = os.environ.get("PVW_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "piper-voice-workflow")
@@ -186,6 +193,42 @@ def noisy_speech_clips(piece_s: float = 6.0) -> list[tuple[str, np.ndarray]]:
     return [(f"ve9qrp_{k:02d}", level(ve[k * n:(k + 1) * n])) for k in range(len(ve) // n)]
 
 
+def talk_clips(work: Path, names: tuple[str, ...] = ("test", "aepyx")) -> list[tuple[str, np.ndarray]]:
+    """Real talks without noise added (silero-vad's test.wav, 60 s, and aepyx.wav, 169 s:
+    bench/longform_inputs) cut by the stage's own code with the schema's defaults (ingest's
+    decode to 22050 Hz, segmentation, preprocess' trim to speech + pads and merges; levelled
+    here like the other sets, as pyloudnorm is not in this venv): the clips the gate judges
+    in a real run, their lengths included."""
+    import logging
+
+    import longform_inputs
+    import soundfile as sf
+
+    from workflow_scripts import preprocess as pp
+    from workflow_scripts.ingest import decode_to_wav
+    from workflow_scripts.io_utils import read_tsv
+    from workflow_scripts.segmentation import SegmentParams, frame_rms, write_segments
+
+    log = logging.getLogger("bench_gates")
+    defaults = {sec: {k: schema_default(sec, k) for k in schema_keys(sec)} for sec in ("segmentation", "preprocess")}
+    params = pp.PreprocessParams.from_config({**defaults["preprocess"], "sample_rate": SR})
+    out = []
+    for name in names:
+        src, _ = longform_inputs.recording(name, longform_inputs.default_cache())
+        d = work / name
+        d.mkdir(parents=True, exist_ok=True)
+        decode_to_wav(str(src), str(d / "stem.wav"), SR)
+        write_segments(str(d / "stem.wav"), str(d / "segments"), SegmentParams.from_config(defaults["segmentation"]), log)
+        stem, rate = sf.read(str(d / "stem.wav"), dtype="float32")
+        segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in read_tsv(str(d / "segments" / "segments.tsv"))]
+        pieces, _ = pp.make_pieces(segs, lambda i, j: stem[i:j], rate, params, frame_rms(stem, max(int(params.frame_s * rate), 1)))
+        for k, piece in enumerate(pp.merge_short_neighbours(pieces, rate, params)):
+            audio = pp.render_piece(piece, lambda i, j: stem[i:j], rate, params)[0].astype(np.float32)
+            if params.min_clip_s <= len(audio) / SR <= params.max_clip_s:
+                out.append((f"{name}_{k:03d}", level(audio)))
+    return out
+
+
 # ------------------------------------------------------------------ other voices
 
 
@@ -278,7 +321,7 @@ def one_window(name: str) -> bool:
 def fixture_sets(quick: bool = False, only: tuple[str, ...] | None = None) -> dict[str, list[tuple[str, np.ndarray]]]:
     """The clip sets the bench and tests/test_scoring.py score, by name (``only``: just those).
 
-    ``noise``: clean prompts (16; quick: 3 that DNSMOS scores in one window), then each mixed
+    ``noise``: clean prompts (16; quick: 4 that DNSMOS scores in one window), then each mixed
     with the hf and the gaps noise at each SNR (``<prompt>@clean``, ``<prompt>@hf20``, ...);
     ``noisy``: ve9qrp pieces (18; quick: 6); ``speakers``: 24 target prompts, 8 joe sentences
     and 8 June prompts (3 target, 1 joe, 1 June, repeated); ``reference``: 3 further target
@@ -289,7 +332,11 @@ def fixture_sets(quick: bool = False, only: tuple[str, ...] | None = None) -> di
     names = [n for n, _ in pool]
     texts = [t for _, t in pool]
     if quick:
-        noise_names = [n for n in names if one_window(n)][:3]
+        # 3 prompts of 4.6-10 s and 1 of 2.3-2.5 s: one 9.01 s window each for DNSMOS itself,
+        # one input of their own length or tiled to 3 s for the stage's default
+        one = [n for n in names if one_window(n)]
+        noise_names = [n for n in one if len(sfx.prompt_audio(n, 16000)) > 4 * 16000][:3]
+        noise_names += [n for n in one if len(sfx.prompt_audio(n, 16000)) < 3 * 16000][:1]
     else:
         noise_names = names[: 16 * 9: 9]
     sets = {}
@@ -320,8 +367,11 @@ def fixture_sets(quick: bool = False, only: tuple[str, ...] | None = None) -> di
     return sets
 
 
-def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None = None) -> dict:
-    """{set: (records, embeddings)} through the stage's own code."""
+def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None | str = "default") -> dict:
+    """{set: (records, embeddings)} through the stage's own code (``max_windows``: the
+    schema's quality.max_windows unless given)."""
+    if max_windows == "default":
+        max_windows = schema_default("quality", "max_windows")
     import logging
 
     from workflow_scripts.score_clips import score_recording
@@ -331,6 +381,21 @@ def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None
     for name, clips in sets.items():
         d = write_clips(root / name / "clips", clips)
         out[name] = score_recording(d, log, threads, {"device": "cpu", "dnsmos": True, "max_windows": max_windows})
+    return out
+
+
+def dnsmos_direct(sets: dict, root: Path, **scorer) -> dict[str, dict]:
+    """{clip: scores} of the clips ``score_sets`` wrote under ``root``, read as the stage reads
+    them, by one ``DnsmosScorer(**scorer)`` on CPU (one thread): other ways of feeding DNSMOS."""
+    from workflow_scripts.audio_quality import DnsmosScorer, to_16k
+    from workflow_scripts.score_clips import read_clip, read_clip_names
+
+    m = DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], **scorer)
+    out = {}
+    for name in sets:
+        d = root / name / "clips"
+        for clip in read_clip_names(d):
+            out[clip] = m.score(to_16k(*read_clip(d / clip)))
     return out
 
 
@@ -370,17 +435,61 @@ def kept_by_condition(records: list[dict], key: str, threshold: float) -> dict:
 
 
 def monotonic_share(records: list[dict]) -> dict:
-    """Per noise kind: share of prompts whose OVRL falls at each step clean > 30 > 20 > 10 > 0 dB."""
+    """Per noise kind: prompts whose OVRL falls at each step clean > 30 > 20 > 10 > 0 dB, and
+    those whose OVRL falls at least from 20 dB on (20 > 10 > 0)."""
     by = {}
     for r in records:
         prompt, cond = r["clip"].removesuffix(".wav").rsplit("@", 1)
         by.setdefault(prompt, {})[cond] = r["dnsmos"]["ovrl"]
     out = {}
     for kind in ("hf", "gaps"):
-        ok = [all(a > b for a, b in zip(seq, seq[1:]))
-              for v in by.values() for seq in [[v["clean"]] + [v[f"{kind}{s}"] for s in SNRS]]]
-        out[kind] = f"{sum(ok)}/{len(ok)}"
+        seqs = [[v["clean"]] + [v[f"{kind}{s}"] for s in SNRS] for v in by.values()]
+        every = sum(all(a > b for a, b in zip(seq, seq[1:])) for seq in seqs)
+        low = sum(all(a > b for a, b in zip(seq[2:], seq[3:])) for seq in seqs)
+        out[kind] = f"{every}/{len(seqs)} every step, {low}/{len(seqs)} from 20 dB"
     return out
+
+
+def with_scores(records: list[dict], scores: dict[str, dict]) -> list[dict]:
+    """``records`` with their ``dnsmos`` taken from ``scores`` (by clip)."""
+    return [{**r, "dnsmos": scores[r["clip"]]} for r in records]
+
+
+def agreement(records: list[dict], other: dict[str, dict], groups: dict[str, tuple[str, ...]]) -> dict:
+    """Per group of conditions, clips under 9.01 s only and then the longer ones: the stage's
+    scores minus ``other``'s, per key: mean, sd, 90th percentile and max of the absolute value."""
+    out = {}
+    for group, conds in groups.items():
+        for part, pick in (("short", lambda d: d < 9.01), ("long", lambda d: d >= 9.01)):
+            rs = [r for r in records if condition(r["clip"]) in conds and pick(r["duration_s"])]
+            if not rs:
+                continue
+            row = {"n": len(rs)}
+            for k in ("ovrl", "p808", "sig", "bak"):
+                d = np.array([r["dnsmos"][k] - other[r["clip"]][k] for r in rs])
+                row[k] = {"mean": round(float(d.mean()), 3), "sd": round(float(d.std()), 3),
+                          "p90_abs": round(float(np.percentile(abs(d), 90)), 3), "max_abs": round(float(abs(d).max()), 3)}
+            out[f"{group} ({part})"] = row
+    return out
+
+
+def auc(pos, neg) -> float:
+    """P(a clip of ``pos`` scores above one of ``neg``), ties half."""
+    pos, neg = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
+    return round(float((pos > neg).mean() + 0.5 * (pos == neg).mean()), 4)
+
+
+def separation(records: list[dict]) -> dict:
+    """Area under the ROC, clean prompts (``clean`` + the ``more`` set) against their 10 and 0
+    dB mixes and against the 20 dB ones, by OVRL and by P.808."""
+    by = {}
+    for r in records:
+        by.setdefault(condition(r["clip"]), []).append(r["dnsmos"])
+    clean = by.get("clean", []) + by.get("T", [])
+    bad = [x for c in ("hf10", "gaps10", "hf0", "gaps0") for x in by.get(c, [])]
+    mid = [x for c in ("hf20", "gaps20") for x in by.get(c, [])]
+    return {k: {"clean_vs_10_0_dB": auc([x[k] for x in clean], [x[k] for x in bad]),
+                "clean_vs_20_dB": auc([x[k] for x in clean], [x[k] for x in mid])} for k in ("ovrl", "p808")}
 
 
 def speaker_eval(speakers: tuple, reference: tuple, min_similarity: float, cluster_threshold: float) -> dict:
@@ -469,38 +578,50 @@ def pool_eval(E: dict[str, np.ndarray], min_similarity: float, cluster_threshold
     return out
 
 
-def cost(kind: str, clips_dir: Path, threads: int, max_windows: int | None) -> dict:
-    """Run one model over a clips dir in a fresh process: wall s per audio hour, peak RSS."""
+def cost(clips_dir: Path, repeat: int = 3) -> dict:
+    """CPU seconds per hour of audio of DNSMOS fed as the stage feeds it now (quality.max_windows
+    of the schema, short clips at their own length, at least 3 s) and as it did before (one
+    window, tiled to 9.01 s), and of the speaker encoder: one fresh process, one thread each
+    (as the stage's processes), all the clips in turn, the ways alternating ``repeat`` times
+    (the load of a shared machine moves); per way the median run, and the ratio of the
+    medians. Process CPU time, so that waiting for a core on a busy machine does not count."""
     code = f"""
 import json, sys, time
 sys.path.insert(0, {str(REPO)!r})
-import numpy as np, soundfile as sf
+import numpy as np
+from pathlib import Path
 from workflow_scripts.score_clips import read_clip_names, read_clip
-from workflow_scripts.audio_quality import to_16k
-names = read_clip_names({str(clips_dir)!r})
-audio = [to_16k(*read_clip(__import__('pathlib').Path({str(clips_dir)!r}) / n)) for n in names]
+from workflow_scripts.audio_quality import MIN_INPUT_S, WINDOW_S, DnsmosScorer, to_16k
+from workflow_scripts.speaker_similarity import SpeakerEncoder
+d = Path({str(clips_dir)!r})
+audio = [to_16k(*read_clip(d / n)) for n in read_clip_names(d)]
 secs = sum(len(a) for a in audio) / 16000
-t0 = time.monotonic()
-if {kind!r} == 'dnsmos':
-    from workflow_scripts.audio_quality import DnsmosScorer
-    m = DnsmosScorer(threads={threads}, use_providers=['CPUExecutionProvider'], max_windows={max_windows!r})
-    load = time.monotonic() - t0
-    m.score(audio[0]); t1 = time.monotonic()
-    for a in audio: m.score(a)
-else:
-    from workflow_scripts.speaker_similarity import SpeakerEncoder
-    m = SpeakerEncoder('cpu', threads={threads})
-    load = time.monotonic() - t0
-    m.embed(audio[0], 16000); t1 = time.monotonic()
-    for a in audio: m.embed(a, 16000)
-run = time.monotonic() - t1
-# VmHWM, not ru_maxrss: the latter carries the parent's peak across fork+exec
+cpu = ['CPUExecutionProvider']
+ways = {{"dnsmos_before": DnsmosScorer(threads=1, use_providers=cpu, max_windows=1, min_seconds=WINDOW_S),
+        "dnsmos_now": DnsmosScorer(threads=1, use_providers=cpu, max_windows={schema_default("quality", "max_windows")!r},
+                                   min_seconds=MIN_INPUT_S)}}
+enc = SpeakerEncoder('cpu', threads=1)
+run = {{"dnsmos_before": lambda a: ways["dnsmos_before"].score(a), "dnsmos_now": lambda a: ways["dnsmos_now"].score(a),
+       "speaker_encoder": lambda a: enc.embed(a, 16000)}}
+for f in run.values():
+    f(audio[0])  # warm
+times = {{k: [] for k in run}}
+for _ in range({repeat}):
+    for k, f in run.items():
+        t0 = time.process_time()
+        for a in audio:
+            f(a)
+        times[k].append(time.process_time() - t0)
+med = {{k: float(np.median(v)) for k, v in times.items()}}
 hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({{"audio_s": round(secs, 1), "load_s": round(load, 2), "run_s": round(run, 2),
-                  "s_per_audio_hour": round(run / secs * 3600, 1),
+print(json.dumps({{"clips": len(audio), "audio_s": round(secs, 1), "repeat": {repeat},
+                  "cpu_s_per_audio_hour": {{k: round(v / secs * 3600, 1) for k, v in med.items()}},
+                  "runs_s": {{k: [round(x, 2) for x in v] for k, v in times.items()}},
+                  "dnsmos_now_vs_before": round(med["dnsmos_now"] / med["dnsmos_before"], 3),
                   "peak_rss_mb": round(hwm_kb / 1024, 1)}}))
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -517,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-similarity", type=float, default=None)
     ap.add_argument("--cluster-threshold", type=float, default=None)
     ap.add_argument("--min-ovrl", type=float, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="cost: runs of each way, alternating (median)")
     args = ap.parse_args(argv)
     if args.cmd == "fixtures":
         try:
@@ -536,34 +658,42 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.monotonic()
     sets = fixture_sets(args.quick)
-    result = {"threads": args.threads, "fixtures_s": round(time.monotonic() - t0, 1)}
+    result = {"threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if not args.quick:
+            sets["talk"] = talk_clips(root / "talk_src")
+        result["fixtures_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        scored = score_sets(sets, root, args.threads)
+        scored = score_sets(sets, root, args.threads)  # as the stage scores by default
         result["score_s"] = round(time.monotonic() - t0, 1)
-        result["dnsmos"] = dnsmos_table(scored["noise"][0] + scored["noisy"][0])
-        if "more" in scored:
-            result["dnsmos_clean_more"] = dnsmos_table([r for r in scored["more"][0] if r["clip"].startswith("T_")])
-        # max_windows: how far 1 or 2 windows per clip stray from all of speechmos' windows
-        full = {r["clip"]: r["dnsmos"] for r in scored["noise"][0]}
-        for mw in (1, 2, 3):
-            few = score_sets({"noise": sets["noise"]}, root / f"mw{mw}", args.threads, mw)["noise"][0]
-            d = [abs(r["dnsmos"][k] - full[r["clip"]][k]) for r in few for k in ("ovrl", "sig", "bak")]
-            result[f"max_windows_{mw}_abs_diff"] = summary(d)
+        judged = [name for name in ("noise", "noisy", "more", "talk") if name in scored]
+        recs = [r for name in judged for r in scored[name][0]]
+        # the same clips fed to DNSMOS as the stage did before (one window per clip, a short
+        # clip tiled to 9.01 s) and as DNSMOS itself (every 1 s hop)
+        other = {"one_tiled_window": dnsmos_direct({n: None for n in judged}, root, max_windows=1),
+                 "dnsmos_exact": dnsmos_direct({n: None for n in judged}, root, max_windows=None)}
+        ways = {"stage": recs, **{way: with_scores(recs, sc) for way, sc in other.items()}}
+        result["dnsmos"] = {way: dnsmos_table(rs) for way, rs in ways.items()}
+        groups = {"prompts": ("clean", "T", *(f"{k}{snr}" for k in ("hf", "gaps") for snr in SNRS)),
+                  "ve9qrp": ("ve9qrp",), "talk": ("test", "aepyx")}
+        result["stage_minus"] = {way: agreement(recs, sc, groups) for way, sc in other.items()}
+        result["separation_auc"] = {way: separation(rs) for way, rs in ways.items()}
         # per clip: does OVRL fall with every step of SNR?
-        result["ovrl_monotonic_per_clip"] = monotonic_share(scored["noise"][0])
+        result["ovrl_monotonic_per_clip"] = {way: monotonic_share([r for r in rs if "@" in r["clip"]])
+                                             for way, rs in ways.items()}
         # gate: kept per condition for candidate thresholds
-        recs = scored["noise"][0] + scored["noisy"][0] + [r for r in scored.get("more", ([], None))[0] if r["clip"].startswith("T_")]
         result["kept"] = {f"{key}>={th}": kept_by_condition(recs, key, th) for key, ths in CANDIDATES.items() for th in ths}
         from workflow_scripts.audio_quality import THRESHOLD_KEYS, passes_gate
 
         gate = {k: schema_default("quality", k) for k in THRESHOLD_KEYS}
-        dec = {}
-        for r in recs:
-            k, n = dec.get(condition(r["clip"]), (0, 0))
-            dec[condition(r["clip"])] = (k + passes_gate(r["dnsmos"], **gate), n + 1)
-        result["kept_by_default_gate"] = {"gate": gate, **{c: f"{k}/{n}" for c, (k, n) in dec.items()}}
+        result["kept_by_default_gate"] = {"gate": gate}
+        for way, rs in ways.items():
+            dec = {}
+            for r in rs:
+                k, n = dec.get(condition(r["clip"]), (0, 0))
+                dec[condition(r["clip"])] = (k + passes_gate(r["dnsmos"], **gate), n + 1)
+            result["kept_by_default_gate"][way] = {c: f"{k}/{n}" for c, (k, n) in dec.items()}
         if args.min_ovrl is not None:
             result["kept"][f"ovrl>={args.min_ovrl}"] = kept_by_condition(recs, "ovrl", args.min_ovrl)
         result["speakers_stage_mix"] = speaker_eval(
@@ -575,14 +705,9 @@ def main(argv: list[str] | None = None) -> int:
                 speaker_pool(args.threads),
                 args.min_similarity if args.min_similarity is not None else spk.MIN_SIMILARITY,
                 args.cluster_threshold if args.cluster_threshold is not None else spk.CLUSTER_THRESHOLD)
-        # cost on the clean target clips (as the stage sees them)
-        cost_dir = root / ("more" if "more" in sets else "speakers") / "clips"
-        result["cost_cpu"] = {
-            "dnsmos": cost("dnsmos", cost_dir, args.threads, None),
-            "dnsmos_max_windows_1": cost("dnsmos", cost_dir, args.threads, 1),
-            "dnsmos_max_windows_3": cost("dnsmos", cost_dir, args.threads, 3),
-            "speaker_encoder": cost("speaker", cost_dir, args.threads, None),
-        }
+        # cost: the clean target prompts, and the real talks' clips (as the stage cuts them)
+        result["cost_cpu"] = {name: cost(root / name / "clips", args.repeat)
+                              for name in (("more", "talk") if not args.quick else ("speakers",))}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

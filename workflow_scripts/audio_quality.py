@@ -13,10 +13,32 @@ equal ``dnsmos.run``'s (tests/test_scoring.py checks it on a real clip to 1e-4).
 window per clip strays up to 0.5 MOS from all of them, 3 windows up to 0.13).
 
 Scores are MOS on 1..5: SIG = speech signal (distortion), BAK = background (noise), OVRL =
-overall, P808 = the P.808 single MOS. One 9.01 s window costs ~0.4 s of one CPU core
-(measured on a shared 2-core machine). A clip is tiled by doubling up to 9.01 s and then
+overall, P808 = the P.808 single MOS. One 9.01 s window costs ~0.37 s of one CPU core
+(measured on a shared 2-core machine), in proportion to the samples fed: the P.835 network
+is convolutional (frames of 320 samples hopped by 160, a learned DFT, log power, 7 conv
+layers) with a global max over time and frequency before its 3 dense layers, and the P.808
+one likewise over its mel frames; only the inputs' declared lengths, two reshapes to 900
+frames and one crop fix them at 9.01 s. A clip is tiled by doubling up to 9.01 s and then
 costs floor(seconds) - 8 windows: 4.6-10 s (or 2.3-2.5 s, ...) is one window, 8 s (tiled to
-16 s) seven.
+16 s) seven; so DNSMOS pays 9.01 s for a 3 s clip.
+
+``min_seconds`` (the stage: ``MIN_INPUT_S`` whenever max_windows is set) feeds a clip
+shorter than 9.01 s once, at its own length (its end trimmed to whole 10 ms hops), tiled by
+doubling only up to ``min_seconds``: graphs with those lengths left free
+(``length_free_model``: the wheel's files edited in memory; at 9.01 s their outputs equal
+the originals', tests/test_scoring.py). Longer clips keep their 9.01 s windows. The scores
+are not DNSMOS's own for short clips: every tiled copy of a clip starts at another phase of
+the 10 ms hop and of the 80 ms pooling grid, and the global max over more such variants
+scores higher (a 2.1 s prompt: OVRL 2.92 alone, 3.21 twice over, 3.26 tiled to 9.01 s; even a
+3 ms trim moves the tiled score of some short clips by up to 0.47, since it moves the
+copies' phases). bench/bench_gates.py, real clips under 9.01 s, OVRL of ``MIN_INPUT_S`` (3 s)
+minus the tiled window: Asterisk prompts (1.4-7 s, clean and noisy) -0.14 on average (sd
+0.13), real talk and HF-radio pieces (2.5-8 s) -0.01 (sd 0.06); P.808 -0.17 and -0.06. At 3
+s the default gate below keeps its real-data record (see there); at its own length alone
+(no tiling) a clip's scores separate clean from noisy speech visibly worse (clean vs 10 and
+0 dB mixes, area under the ROC 0.984 against 0.998). The cost on the bench's prompts (mean
+2.8 s) is 0.37x that of one tiled window per clip; at 4, 5, 6 s it would be 0.45x, 0.56x,
+0.67x.
 """
 from __future__ import annotations
 
@@ -27,6 +49,8 @@ import numpy as np
 SR = 16000
 WINDOW_S = 9.01  # speechmos.dnsmos.INPUT_LENGTH
 MIN_SAMPLES = 160  # 10 ms: anything shorter holds no speech to judge (scores are None)
+HOP = 160  # the P.835 network's frame hop (10 ms); its frames are 2 hops long
+MIN_INPUT_S = 3.0  # the stage's min_seconds (with max_windows set): see the module's notes
 
 # The gate's defaults (schemas/config.schema.yaml, quality.*) come from bench/bench_gates.py
 # (16 + 40 clean Asterisk prompts; real noise from codec2-examples mixed in; ve9qrp = real
@@ -63,6 +87,141 @@ def model_paths(personalized: bool = False) -> tuple[Path, Path]:
     return primary, p808
 
 
+# ------------------------------------------------------------ length-free graphs
+# The two ONNX files are edited as protobuf wire data (field numbers of onnx.proto3:
+# ModelProto.graph 7; GraphProto.initializer 5, .input 11; TensorProto.int64_data 7, .name 8;
+# ValueInfoProto.type 2; TypeProto.tensor_type 1; TypeProto.Tensor.shape 2;
+# TensorShapeProto.dim 1; Dimension.dim_value 1, .dim_param 2): the onnx package is not
+# needed for four numbers, and every field not touched is copied as it is.
+
+_INT64_MAX = (1 << 63) - 1
+# name: (value in the wheel, value with the time axis free); P.835 only
+_P835_EDITS = {"shape_tensor": ([-1, 900, 160], [0, -1, 160]),  # frames' first halves: N x T x 160
+               "shape_tensor1": ([-1, 900, 160], [0, -1, 160]),  # their second halves
+               "input_1:01_cropping_end": ([_INT64_MAX, 144000], [_INT64_MAX, -HOP])}  # all but the last hop
+
+
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # a negative int64 as protobuf writes it: ten bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _pb_fields(buf: bytes) -> list[list]:
+    """A message's fields in order, each [number, wire type, int or bytes]."""
+    out, i = [], 0
+    while i < len(buf):
+        key, i = _read_varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _read_varint(buf, i)
+        elif wire == 2:
+            n, i = _read_varint(buf, i)
+            value, i = buf[i:i + n], i + n
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            value, i = buf[i:i + n], i + n
+        else:
+            raise ValueError(f"protobuf wire type {wire} is not used by ONNX")
+        out.append([number, wire, value])
+    if i != len(buf):
+        raise ValueError("truncated protobuf message")
+    return out
+
+
+def _pb_bytes(fields: list[list]) -> bytes:
+    out = bytearray()
+    for number, wire, value in fields:
+        out += _varint(number << 3 | wire)
+        out += _varint(value) if wire == 0 else (_varint(len(value)) + value if wire == 2 else value)
+    return bytes(out)
+
+
+def _pb_one(fields: list[list], number: int) -> list:
+    found = [f for f in fields if f[0] == number and f[1] == 2]
+    if len(found) != 1:
+        raise ValueError(f"expected one message field {number}, found {len(found)}")
+    return found[0]
+
+
+def _int64s(tensor: list[list]) -> list[int]:
+    out = []
+    for number, wire, value in tensor:
+        if number == 7 and wire == 2:  # packed
+            i = 0
+            while i < len(value):
+                v, i = _read_varint(value, i)
+                out.append(v - (1 << 64) if v >= 1 << 63 else v)
+        elif number == 7 and wire == 0:
+            out.append(value - (1 << 64) if value >= 1 << 63 else value)
+    return out
+
+
+def length_free_model(model: bytes, edits: dict[str, tuple[list[int], list[int]]], axis: int, length: int) -> bytes:
+    """``model`` (ONNX bytes) with its one input's dimension ``axis`` free (was ``length``) and
+    the int64 initializers named in ``edits`` changed from their expected to their new values;
+    ValueError when anything is not as expected (another model or speechmos version)."""
+    top = _pb_fields(model)
+    graph_field = _pb_one(top, 7)
+    graph = _pb_fields(graph_field[2])
+    todo = dict(edits)
+    for field in graph:
+        if field[0] != 5:
+            continue
+        tensor = _pb_fields(field[2])
+        names = [v.decode() for n, w, v in tensor if n == 8 and w == 2]
+        if names and names[0] in todo:
+            old, new = todo.pop(names[0])
+            if _int64s(tensor) != list(old):
+                raise ValueError(f"initializer {names[0]}: {_int64s(tensor)}, expected {list(old)}")
+            tensor = [f for f in tensor if f[0] != 7] + [[7, 2, b"".join(_varint(v) for v in new)]]
+            field[2] = _pb_bytes(tensor)
+    if todo:
+        raise ValueError(f"initializers not found: {', '.join(sorted(todo))}")
+    inputs = [f for f in graph if f[0] == 11]
+    if len(inputs) != 1:
+        raise ValueError(f"expected one graph input, found {len(inputs)}")
+    value_info = _pb_fields(inputs[0][2])
+    type_ = _pb_one(value_info, 2)
+    type_fields = _pb_fields(type_[2])
+    tensor_type = _pb_one(type_fields, 1)
+    tensor_fields = _pb_fields(tensor_type[2])
+    shape = _pb_one(tensor_fields, 2)
+    dims = _pb_fields(shape[2])
+    if axis >= len(dims) or _pb_fields(dims[axis][2]) != [[1, 0, length]]:
+        raise ValueError(f"input dimension {axis} is not {length}")
+    dims[axis][2] = _pb_bytes([[2, 2, b"T"]])  # dim_param "T"
+    shape[2] = _pb_bytes(dims)
+    tensor_type[2] = _pb_bytes(tensor_fields)
+    type_[2] = _pb_bytes(type_fields)
+    inputs[0][2] = _pb_bytes(value_info)
+    graph_field[2] = _pb_bytes(graph)
+    return _pb_bytes(top)
+
+
+def length_free_models(personalized: bool = False) -> tuple[bytes, bytes]:
+    """(P.835, P.808) graphs of ``model_paths`` taking any length: P.835 (N, 160*k + 160)
+    samples, P.808 (N, frames, 120) mel bands."""
+    primary, p808 = model_paths(personalized)
+    return (length_free_model(primary.read_bytes(), _P835_EDITS, 1, int(WINDOW_S * SR)),
+            length_free_model(p808.read_bytes(), {}, 1, 900))
+
+
 def to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
     """Mono float32 at 16 kHz in [-1, 1] (soxr resampling can overshoot full scale a little)."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -95,13 +254,21 @@ def passes_gate(scores: dict, **thresholds) -> bool:
 
 
 class DnsmosScorer:
-    """DNSMOS sessions loaded once; ``score`` per clip."""
+    """DNSMOS sessions loaded once; ``score`` per clip.
+
+    ``max_windows``: at most that many evenly spaced 9.01 s windows of a longer clip (None:
+    all, as DNSMOS). ``min_seconds`` below 9.01: a shorter clip is fed once at its own
+    length, tiled by doubling only up to ``min_seconds`` (length-free graphs; see the
+    module's notes); 9.01 (the default): tiled to a 9.01 s window as DNSMOS does.
+    """
 
     def __init__(self, threads: int = 1, use_providers: list[str] | None = None, personalized: bool = False,
-                 max_windows: int | None = None):
+                 max_windows: int | None = None, min_seconds: float = WINDOW_S):
         import onnxruntime as ort
         from speechmos import dnsmos
 
+        if not 0 < min_seconds <= WINDOW_S:
+            raise ValueError(f"min_seconds {min_seconds}: expected 0 < min_seconds <= {WINDOW_S}")
         primary, p808 = model_paths(personalized)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
@@ -111,39 +278,76 @@ class DnsmosScorer:
         self.providers = list(use_providers or providers())
         self.personalized = personalized
         self.max_windows = max_windows
+        self.window_samples = int(WINDOW_S * SR)
+        # the shortest input (whole hops, two at least) when short clips go in at their own length
+        self.min_samples = max(2 * HOP, int(min_seconds * SR) // HOP * HOP) if min_seconds < WINDOW_S else self.window_samples
+        run_providers: list = self.providers
+        if self.min_samples < self.window_samples:
+            primary, p808 = length_free_models(personalized)
+            # each new input length would otherwise start cuDNN's exhaustive search of conv algorithms
+            run_providers = [(p, {"cudnn_conv_algo_search": "HEURISTIC"}) if p == "CUDAExecutionProvider" else p
+                             for p in self.providers]
+        else:
+            primary, p808 = str(primary), str(p808)
         # speechmos' own object (for its helpers), given our sessions instead of building its own
         impl = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
-        impl.primary_model_path = str(primary)
-        impl.onnx_sess = ort.InferenceSession(str(primary), opts, providers=self.providers)
-        impl.p808_onnx_sess = ort.InferenceSession(str(p808), opts, providers=self.providers)
+        impl.primary_model_path = str(model_paths(personalized)[0])
+        impl.onnx_sess = ort.InferenceSession(primary, opts, providers=run_providers)
+        impl.p808_onnx_sess = ort.InferenceSession(p808, opts, providers=run_providers)
         self._impl = impl
+        self._mel_basis = None
+
+    def melspec(self, audio: np.ndarray) -> np.ndarray:
+        """speechmos' ``audio_melspec`` (librosa: power spectrogram of 321-sample frames hopped
+        by 160, 120 mel bands, dB re its max, (dB + 40) / 40, frames x bands), the same numbers
+        (tests/test_scoring.py) in a third of the time: the filter bank is built once, not per
+        call, and the bands are one matrix product (librosa's einsum searches its path each time)."""
+        import librosa
+
+        if self._mel_basis is None:
+            self._mel_basis = librosa.filters.mel(sr=SR, n_fft=2 * HOP + 1, n_mels=120)
+        power = np.abs(librosa.stft(audio, n_fft=2 * HOP + 1, hop_length=HOP)) ** 2
+        return ((librosa.power_to_db(self._mel_basis @ power, ref=np.max) + 40) / 40).T
+
+    def inputs(self, audio_16k: np.ndarray) -> list[np.ndarray]:
+        """The pieces of a 16 kHz clip that the models are fed, one run each (see ``raw``)."""
+        audio, fs, need = np.asarray(audio_16k, dtype=np.float32), SR, self.window_samples
+        if len(audio) < need and self.min_samples < need:
+            # once, at its own length in whole hops, tiled by doubling up to min_seconds
+            n = max((len(audio) - HOP) // HOP * HOP + HOP, self.min_samples)
+            while len(audio) < n:
+                audio = np.append(audio, audio)
+            return [audio[:n]]
+        while len(audio) < need:
+            audio = np.append(audio, audio)
+        num_hops = int(np.floor(len(audio) / fs) - WINDOW_S) + 1
+        segs = [audio[int(idx * fs): int((idx + WINDOW_S) * fs)] for idx in range(num_hops)]
+        segs = [seg for seg in segs if len(seg) >= need]
+        if self.max_windows and len(segs) > self.max_windows:
+            pick = np.unique(np.round(np.linspace(0, len(segs) - 1, self.max_windows)).astype(int))
+            segs = [segs[i] for i in pick]
+        return segs
 
     def raw(self, audio_16k: np.ndarray) -> dict:
         """Unrounded ``{"sig_mos", "bak_mos", "ovrl_mos", "p808_mos", "windows"}`` of a 16 kHz clip.
 
-        speechmos' ``DNSMOS.__call__`` step by step with its own helpers (``audio_melspec``,
-        ``get_polyfit_val``) and the same tiling and window arithmetic, so that with
-        ``max_windows=None`` the result is that of ``dnsmos.run``; with ``max_windows=N`` only N
-        evenly spaced windows of those are scored (a short clip is tiled by doubling, and its
-        windows are shifted copies of one another: an 8 s clip makes 7).
+        speechmos' ``DNSMOS.__call__`` step by step with its own helpers (``get_polyfit_val``;
+        ``melspec`` = its ``audio_melspec``) and the same tiling and window arithmetic, so that with
+        ``max_windows=None`` (and ``min_seconds`` 9.01) the result is that of ``dnsmos.run``;
+        with ``max_windows=N`` only N evenly spaced windows of those are scored (a short clip
+        is tiled by doubling, and its windows are shifted copies of one another: an 8 s clip
+        makes 7); with ``min_seconds`` below 9.01 a shorter clip is one input of its own length
+        (at least ``min_seconds``). ``windows``: the number of model runs.
         """
         audio = to_16k(audio_16k, SR)
         if len(audio) < MIN_SAMPLES:
             raise ValueError(f"clip too short for DNSMOS ({len(audio)} samples at 16 kHz)")
-        impl, fs = self._impl, SR
-        len_samples = int(WINDOW_S * fs)
-        while len(audio) < len_samples:
-            audio = np.append(audio, audio)
-        num_hops = int(np.floor(len(audio) / fs) - WINDOW_S) + 1
-        segs = [audio[int(idx * fs): int((idx + WINDOW_S) * fs)] for idx in range(num_hops)]
-        segs = [seg for seg in segs if len(seg) >= len_samples]
-        if self.max_windows and len(segs) > self.max_windows:
-            pick = np.unique(np.round(np.linspace(0, len(segs) - 1, self.max_windows)).astype(int))
-            segs = [segs[i] for i in pick]
+        impl = self._impl
         sig, bak, ovr, p808 = [], [], [], []
+        segs = self.inputs(audio)
         for seg in segs:
             feats = np.array(seg).astype("float32")[np.newaxis, :]
-            mel = np.array(impl.audio_melspec(audio=seg[:-160])).astype("float32")[np.newaxis, :, :]
+            mel = np.array(self.melspec(seg[:-HOP])).astype("float32")[np.newaxis, :, :]
             p808.append(impl.p808_onnx_sess.run(None, {"input_1": mel})[0][0][0])
             s_raw, b_raw, o_raw = impl.onnx_sess.run(None, {"input_1": feats})[0][0]
             s_, b_, o_ = impl.get_polyfit_val(s_raw, b_raw, o_raw, self.personalized)

@@ -17,7 +17,9 @@ Both models are loaded once per process (workflow_scripts/audio_quality.py,
 workflow_scripts/speaker_similarity.py), and not at all for a recording without clips
 (its outputs are empty: no line, a 0 x 256 array). ``params.cfg``: ``device`` (``auto``:
 CUDA when available), ``dnsmos`` (score DNSMOS or not), ``max_windows`` (DNSMOS windows per
-clip, null = all, as DNSMOS itself); ``threads`` scoring processes on a CPU.
+clip, null = all, as DNSMOS itself; set, a clip under 9.01 s is also fed once at its own
+length, tiled to at least audio_quality.MIN_INPUT_S, instead of tiled to 9.01 s: about a
+third of the cost on 3 s clips); ``threads`` scoring processes on a CPU.
 
 CLI (tests, benches): ``python -m workflow_scripts.score_clips CLIPS_DIR OUT_SCORES OUT_EMB
 [--threads N] [--max-windows N] [--no-dnsmos] [--device auto|cpu|cuda] [--log FILE]``.
@@ -100,21 +102,24 @@ def _load_models(opts: ScoreOptions, log=None) -> dict:
     """DNSMOS sessions and the speaker encoder, once per process."""
     if _MODELS.get("opts") == opts:
         return _MODELS
-    from workflow_scripts.audio_quality import DnsmosScorer, providers
+    from workflow_scripts.audio_quality import MIN_INPUT_S, WINDOW_S, DnsmosScorer, providers
     from workflow_scripts.speaker_similarity import SpeakerEncoder
 
     t0 = time.monotonic()
     dnsmos = None
     if opts.dnsmos:
+        # max_windows null: DNSMOS exactly (short clips tiled to 9.01 s); set: the cheap way
         dnsmos = DnsmosScorer(threads=opts.threads, max_windows=opts.max_windows,
+                              min_seconds=MIN_INPUT_S if opts.max_windows else WINDOW_S,
                               use_providers=None if opts.device == "cuda" else ["CPUExecutionProvider"])
         if log and opts.device == "cuda" and "CUDAExecutionProvider" not in providers():
             log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
     encoder = SpeakerEncoder(device=opts.device, threads=opts.threads)
     if log:
-        log.info("models loaded in %.1f s: DNSMOS %s (max_windows %s), speaker encoder on %s; %d threads",
-                 time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
-                 opts.device, opts.threads)
+        log.info("models loaded in %.1f s: DNSMOS %s (max_windows %s, shorter clips fed at %s), speaker encoder on %s;"
+                 " %d threads", time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
+                 f"their own length, at least {dnsmos.min_samples / 16000:g} s"
+                 if dnsmos and dnsmos.min_samples < dnsmos.window_samples else "9.01 s", opts.device, opts.threads)
     _MODELS.clear()
     _MODELS.update(opts=opts, dnsmos=dnsmos, encoder=encoder)
     return _MODELS
