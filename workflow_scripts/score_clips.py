@@ -41,9 +41,10 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-# Audio per extra scoring process: at ~7x realtime per core, 5 min of clips take ~40 s, well
+# Audio per extra scoring process: at ~15x realtime per core (DNSMOS with short clips at their
+# own length + the speaker encoder, bench/bench_gates.py), 10 min of clips take ~40 s, well
 # above the ~10 s a process pays to start.
-AUDIO_S_PER_WORKER = 300.0
+AUDIO_S_PER_WORKER = 600.0
 
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
