@@ -317,9 +317,7 @@ def transcription_gpus():
 
 def transcription_mem_mb(wildcards):
     return dag_resources.transcription_mem_mb(
-        transcription_env(),
-        config["transcription"]["decode"],
-        config["transcription"]["decode_workers"],
+        transcription_env(), config["transcription"]["decode_workers"]
     )
 
 

@@ -19,9 +19,8 @@ def test_memory_follows_the_longest_member_and_time_the_total():
 
 
 def test_model_stages():
-    assert res.transcription_mem_mb("fasterwhisper", "sequential", 2) == 4200
-    assert res.transcription_mem_mb("fasterwhisper", "batched", 2) == 2100
-    assert res.transcription_mem_mb("whisperx", "sequential", 1) == 6600
+    assert res.transcription_mem_mb("fasterwhisper", 2) == 4200
+    assert res.transcription_mem_mb("whisperx", 1) == 6600
     assert res.transcription_runtime(HOUR) == 75  # 15 + 1 min per audio minute
     assert res.scoring_mem_mb(2) == 2200 and res.scoring_mem_mb(1) < res.scoring_mem_mb(4)
     assert res.scoring_runtime(HOUR) == 35

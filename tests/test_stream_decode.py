@@ -31,9 +31,9 @@ def test_prompt_lengths_follow_a_fixed_ladder():
     assert CONTEXT_STEPS[0] == 0 and CONTEXT_STEPS[-1] == 223  # Whisper's max_length // 2 - 1
 
 
-def test_a_piece_is_encoded_at_its_length_rounded_up_to_10_s():
-    assert [encoder_frames(n) for n in (1, 330, 899, 900, 901, 1900, 2899, 2900, 3000)] == \
-        [1000, 1000, 1000, 1000, 2000, 2000, 3000, 3000, 3000]
+def test_a_short_piece_is_encoded_as_10_s_the_rest_as_30_s():
+    assert [encoder_frames(n) for n in (1, 330, 899, 900, 901, 1900, 2999, 3000)] == \
+        [1000, 1000, 1000, 1000, 3000, 3000, 3000, 3000]
 
 
 def test_fallback_and_silence_rules_are_the_sequential_decoders():

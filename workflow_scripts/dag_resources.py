@@ -55,11 +55,11 @@ def separation_runtime(seconds: float, method: str, device: str, threads: int) -
     return int(15 + seconds * per_s * 2 * 2 / max(1, int(threads)) / 60)
 
 
-def transcription_mem_mb(env: str, decode: str, decode_workers: int) -> int:
-    """Per decoding process (``decode_workers`` with ``decode: sequential``, else one): the
-    model + one block of the stem at 16 kHz float32 (+ torch for WhisperX's aligner)."""
+def transcription_mem_mb(env: str, decode_workers: int) -> int:
+    """Per decoding process: the model + one block of the stem at 16 kHz float32 (+ torch
+    for WhisperX's aligner)."""
     base = 6000 if env == "whisperx" else 1500
-    return (base + 600) * (int(decode_workers) if decode == "sequential" else 1)
+    return (base + 600) * int(decode_workers)
 
 
 def transcription_runtime(seconds: float) -> int:

@@ -23,8 +23,8 @@ only where a stream begins. Per window, the rules of the sequential decoder hold
   end (Whisper's last segment unfinished), the stream goes on from its last word, as the
   sequential decoder seeks (without timestamps Whisper often stops early and the rest
   of the window is lost);
-- a piece is encoded at its own length rounded up to 10 s (ENCODER_STEP_FRAMES), not
-  padded to 30 s, so short windows (a folder of short recordings) cost little;
+- a piece of up to 9 s is encoded as 10 s (SHORT_ENCODER_FRAMES), not padded to 30 s,
+  so short windows (a folder of short recordings) cost little;
 - words are timed by cross-attention alignment, then faster-whisper's word rules apply
   per stream (its last word end carried along the stream only).
 
@@ -49,11 +49,12 @@ WHISPER_WINDOW_S = 30.0
 CONTEXT_STEPS = (0, 16, 32, 64, 128, 223)
 # Whisper's encoder is trained on 30 s inputs (3000 frames, silence-padded); CTranslate2
 # also takes shorter ones, at a fraction of the cost (attention is quadratic in length). A
-# piece is encoded at its own length plus >= 1 s of padding, rounded up to 10 s: on real
-# speech in short windows (bench and tests/test_stream_decode.py) the word error rate was no
-# worse than at 30 s, and a 3 s recording costs a third of the encoder time or less.
+# piece of up to 9 s (a short recording, the rest of a window after an early stop) is
+# encoded as 10 s: on real speech in short windows (tests/test_stream_decode.py, bench) the
+# word error rate was no worse than at 30 s, and a 3 s recording costs a fifth of the
+# encoder time or less.
 ENCODER_PAD_FRAMES = 100
-ENCODER_STEP_FRAMES = 1000
+SHORT_ENCODER_FRAMES = 1000
 
 
 @dataclass
@@ -153,8 +154,8 @@ def decode_streams(model, streams: list[list], read: Callable[[object], np.ndarr
             return
         groups: dict[tuple[int, int], list[int]] = {}
         for k in active:  # CTranslate2 needs the same prompt and input lengths across a batch
-            groups.setdefault((context_length(len(state[k].context)), encoder_frames(_piece_frames(model, state[k], read))),
-                              []).append(k)
+            key = (context_length(len(state[k].context)), encoder_frames(_piece_frames(model, state[k], read)))
+            groups.setdefault(key, []).append(k)
         for (length, _), members in sorted(groups.items()):
             _decode_group(model, tokenizer, options, [state[k] for k in members], members, length, read, sr,
                           condition_on_previous_text, seed, on_window)
@@ -168,9 +169,10 @@ def _piece_frames(model, s: _Stream, read) -> int:
 
 
 def encoder_frames(frames: int) -> int:
-    """Encoder input for a piece of ``frames``: at least ENCODER_PAD_FRAMES of padding after
-    it, rounded up to ENCODER_STEP_FRAMES, at most Whisper's 30 s."""
-    return min(3000, -(-(frames + ENCODER_PAD_FRAMES) // ENCODER_STEP_FRAMES) * ENCODER_STEP_FRAMES)
+    """Encoder input for a piece of ``frames``: SHORT_ENCODER_FRAMES when it fits there with
+    at least ENCODER_PAD_FRAMES of padding after it, else Whisper's 30 s. Two sizes only, so
+    the batches of a long recording stay whole."""
+    return SHORT_ENCODER_FRAMES if frames + ENCODER_PAD_FRAMES <= SHORT_ENCODER_FRAMES else 3000
 
 
 def context_length(available: int) -> int:

@@ -7,10 +7,14 @@ and the settings, never on its shard: a window decodes to the same text in any b
 a recording's transcripts are the same whatever else its shard holds. The shard's streams
 share the batches, so a folder of short recordings fills them as one long recording does.
 
-A recording gets one stream per ``STREAM_MIN_WINDOWS`` windows, at most ``batch_size``:
-a stream's first window is decoded without context, so a recording is split only where
-it is long enough for that loss to be small (a 2-minute recording is one stream; a
-20-minute one, eight at the default).
+On a CPU the shard's streams are shared out among ``decode_workers`` processes (each with
+its share of the threads and its own model): a batched beam search of a few streams keeps
+about one core busy, and the Python around it (features, word rules) runs in one thread.
+
+A recording gets one stream per ``STREAM_MIN_WINDOWS`` windows, at most ``batch_size`` x
+processes: a stream's first window is decoded without context, so a recording is split only
+where it is long enough for that loss to be small (a 2-minute recording is one stream; a
+20-minute one, twelve), and each process still has a full batch of streams.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ class _Item:
     start: float
     window: Window
     job: int
+    index: int  # the window's index in its recording
 
 
 @dataclass
@@ -53,47 +58,122 @@ class RecordingJob:
     error: StageError | None = None
 
 
-def decode_recordings(model, jobs: list[RecordingJob], *, beam_size: int, batch_size: int,
-                      condition_on_previous_text: bool, seed: int, progress, on_recording) -> None:
-    """Decode every job's windows; ``on_recording(job)`` as each recording completes (its
-    ``blocks`` in window order, or ``error`` set when its stem could not be read)."""
+@dataclass(frozen=True)
+class StreamOptions:
+    beam_size: int
+    batch_size: int
+    condition_on_previous_text: bool
+    seed: int
+
+
+def plan_streams(jobs: list[RecordingJob], batch_size: int) -> list[list[_Item]]:
+    """Every recording's streams (workflow_scripts/stream_pool.stream_layout), in job order."""
+    return [[_Item(w.start, w, j, job.windows.index(w)) for w in part]
+            for j, job in enumerate(jobs) for part in stream_layout(job.windows, batch_size)]
+
+
+def share_streams(streams: list[list[_Item]], workers: int) -> list[list[int]]:
+    """Stream indices per worker process: the longest first to the least loaded, so the
+    processes finish together (each keeps its streams in their order)."""
+    load = [0] * workers
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    for k in sorted(range(len(streams)), key=lambda k: (-len(streams[k]), k)):
+        w = min(range(workers), key=lambda i: (load[i], i))
+        shares[w].append(k)
+        load[w] += len(streams[k])
+    return [sorted(share) for share in shares if share]
+
+
+def decode_recordings(spec, jobs: list[RecordingJob], opts: StreamOptions, workers: int, progress, log) -> None:
+    """Decode every job's windows, filling each job's ``blocks`` (or ``error``): in this
+    process, or split by stream across ``workers`` processes (each loads the model once)."""
+    streams = plan_streams(jobs, opts.batch_size * max(1, workers))
+    if workers <= 1 or len(streams) <= 1:
+        from workflow_scripts.whisper_loading import load_whisper
+
+        model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log)[0]
+        results = [decode_streams_of(model, jobs, streams, opts, progress.update)]
+    else:
+        results = _in_workers(spec, jobs, streams, opts, workers, progress)
+    for blocks, errors in results:
+        for (j, i), block in blocks.items():
+            jobs[j].blocks[i] = block
+        for j, error in errors.items():
+            jobs[j].error = jobs[j].error or error
+
+
+def _in_workers(spec, jobs, streams, opts, workers: int, progress) -> list:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, TimeoutError
+
+    from workflow_scripts.decode_pool import _init_worker
+
+    ctx = mp.get_context("spawn")
+    done = ctx.Value("d", 0.0)
+    reported = 0.0
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, done)) as pool:
+        futures = [pool.submit(_run_share, jobs, [streams[k] for k in share], opts)
+                   for share in share_streams(streams, workers)]
+        for f in futures:
+            while True:
+                try:
+                    results.append(f.result(timeout=1.0))
+                    break
+                except TimeoutError:
+                    pass
+                finally:
+                    if done.value > reported:
+                        progress.update(done.value - reported)
+                        reported = done.value
+    return results
+
+
+def _run_share(jobs, streams, opts):
+    from workflow_scripts.decode_pool import _WORKER
+
+    counter = _WORKER["done"]
+
+    def on_progress(seconds: float) -> None:
+        with counter.get_lock():
+            counter.value += seconds
+
+    return decode_streams_of(_WORKER["model"], jobs, streams, opts, on_progress)
+
+
+def decode_streams_of(model, jobs: list[RecordingJob], streams: list[list[_Item]], opts: StreamOptions, on_progress):
+    """Decode ``streams`` with ``model``: ({(job, window index): DecodedBlock}, {job: StageError})."""
     from workflow_scripts.longform_decode import detect_clip_languages
     from workflow_scripts.transcription import read_stem
 
     multilingual = bool(model.model.is_multilingual)
-    streams, owners, languages = [], [], []
+    blocks, errors = {}, {}
     for j, job in enumerate(jobs):
         if not multilingual and job.language not in (None, "en"):
-            job.error = StageError(f"transcription.language {job.language!r}: the model is English-only")
-            on_recording(job)
-            continue
-        index = {w: i for i, w in enumerate(job.windows)}
-        for part in stream_layout(job.windows, batch_size):
-            streams.append([_Item(w.start, w, j) for w in part])
-            owners.append([index[w] for w in part])
-            languages.append(job.language)
-    left = {j: len(job.windows) for j, job in enumerate(jobs) if job.error is None}
+            errors[j] = StageError(f"transcription.language {job.language!r}: the model is English-only")
+    streams = [s for s in streams if s[0].job not in errors]
 
     def read(item: _Item):
-        job = jobs[item.job]
         try:
-            return read_stem(job.stem, item.window.start, item.window.end)
+            return read_stem(jobs[item.job].stem, item.window.start, item.window.end)
         except StageError as exc:  # this recording fails; its streams go on with silence
-            job.error = job.error or exc
+            errors.setdefault(item.job, exc)
             return read_stem_silence(item.window)
 
     def on_window(k: int, i: int, text) -> None:
         item = streams[k][i]
-        job, w = jobs[item.job], item.window
-        progress.update(w.end - w.start)
-        if job.error is None:
-            job.blocks[owners[k][i]] = _block(job, w, text, model, multilingual, read_stem, detect_clip_languages)
-        left[item.job] -= 1
-        if left[item.job] == 0:
-            on_recording(job)
+        on_progress(item.window.end - item.window.start)
+        if item.job not in errors:
+            try:
+                blocks[item.job, item.index] = _block(jobs[item.job], item.window, text, model, multilingual,
+                                                      read_stem, detect_clip_languages)
+            except StageError as exc:
+                errors.setdefault(item.job, exc)
 
-    decode_streams(model, streams, read, languages, beam_size=beam_size, batch_size=batch_size,
-                   condition_on_previous_text=condition_on_previous_text, seed=seed, on_window=on_window)
+    decode_streams(model, streams, read, [jobs[s[0].job].language for s in streams], beam_size=opts.beam_size,
+                   batch_size=opts.batch_size, condition_on_previous_text=opts.condition_on_previous_text,
+                   seed=opts.seed, on_window=on_window)
+    return blocks, errors
 
 
 def read_stem_silence(window: Window):
@@ -109,11 +189,7 @@ def _block(job: RecordingJob, w: Window, text, model, multilingual: bool, read_s
                "no_speech_prob": text.no_speech_prob, "language": text.language}
     words = [{**x, "start": x["start"] + w.start, "end": x["end"] + w.start, "segment": 0} for x in text.words]
     offset = max(w.start - EDGE_CONTEXT_S, 0.0)
-    try:
-        audio = read_stem(job.stem, offset, w.end + EDGE_CONTEXT_S)
-    except StageError as exc:
-        job.error = job.error or exc
-        audio = read_stem_silence(w)
+    audio = read_stem(job.stem, offset, w.end + EDGE_CONTEXT_S)
     clip_spans = [job.spans[i] for i in w.clips]
     languages = detect_clip_languages(model, audio, offset, clip_spans) if multilingual else None
     edges = [edge_floor_db(audio, SAMPLE_RATE, offset, a, b) for a, b in clip_spans]

@@ -86,9 +86,9 @@ def check_config(cfg: dict) -> dict:
 
 
 def decode_workers(cfg: dict, device: str) -> int:
-    """Processes for the sequential decoder on a CPU (see workflow_scripts/decode_pool.py);
-    one on a GPU and for the batched decoder, which keep their device busy on their own."""
-    if device != "cpu" or cfg["decode"] != "sequential":
+    """Decoding processes on a CPU (workflow_scripts/decode_pool.py, stream_pool.py); one on
+    a GPU, which one process keeps busy."""
+    if device != "cpu":
         return 1
     return max(1, cfg["decode_workers"])
 
@@ -182,7 +182,8 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     aligner = Aligner(base["align_model"], base["require_alignment"], device, log) if base["backend"] == "whisperx" else None
     t0 = time.monotonic()
     if base["decode"] == "batched":
-        failed += _decode_batched(plans, todo, base, spec, label, aligner, progress, log, on_done, member_context)
+        failed += _decode_batched(plans, todo, base, spec, workers, label, aligner, progress, log, on_done,
+                                  member_context)
     else:
         failed += _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done,
                                      member_context)
@@ -209,16 +210,15 @@ def _decode_sequential(plans, todo, base, spec, workers, label, aligner, progres
     return failed
 
 
-def _decode_batched(plans, todo, base, spec, label, aligner, progress, log, on_done, member_context) -> list[str]:
+def _decode_batched(plans, todo, base, spec, workers, label, aligner, progress, log, on_done, member_context) -> list[str]:
     """All recordings' windows decoded as streams side by side (workflow_scripts/stream_pool.py)."""
-    from workflow_scripts.stream_pool import RecordingJob, decode_recordings
-    from workflow_scripts.whisper_loading import load_whisper
+    from workflow_scripts.stream_pool import RecordingJob, StreamOptions, decode_recordings
 
-    model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log)[0]
     jobs = [RecordingJob(n, str(plans[n][0]), plans[n][5], plans[n][4], plans[n][2]["language"]) for n in todo]
+    opts = StreamOptions(base["beam_size"], base["batch_size"], base["condition_on_previous_text"], base["seed"])
+    decode_recordings(spec, jobs, opts, workers, progress, log)
     failed = []
-
-    def finished(job) -> None:
+    for job in jobs:
         stem, clips_dir, rcfg, rows, spans, windows = plans[job.name]
         with member_context(job.name):
             try:
@@ -229,10 +229,6 @@ def _decode_batched(plans, todo, base, spec, label, aligner, progress, log, on_d
             except StageError as exc:
                 log.error("%s", exc)
                 failed.append(job.name)
-
-    decode_recordings(model, jobs, beam_size=base["beam_size"], batch_size=base["batch_size"],
-                      condition_on_previous_text=base["condition_on_previous_text"], seed=base["seed"],
-                      progress=progress, on_recording=finished)
     return failed
 
 
