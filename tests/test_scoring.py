@@ -34,6 +34,15 @@ def scoring_python() -> Path:
     return stage_python("scoring")
 
 
+def run_snippet(py: Path, code: str) -> dict:
+    """``code`` under the scoring venv's python: the JSON its last stdout line prints."""
+    res = subprocess.run([str(py), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    if "FixtureUnavailable" in res.stderr:
+        unavailable(res.stderr.strip().splitlines()[-1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def run_stage(py: Path, clips: Path, out: Path, *extra: str) -> tuple[list[dict], np.ndarray, str]:
     scores, emb, log = out / "scores.jsonl", out / "embeddings.npy", out / "score.log"
     res = subprocess.run([str(py), "-m", "workflow_scripts.score_clips", str(clips), str(scores), str(emb),
@@ -157,11 +166,7 @@ def test_dnsmos_equals_speechmos_and_wrong_weights_fail(py, tmp_path):
             out["bad"] = str(exc)
         print(json.dumps(out))
     """)
-    res = subprocess.run([str(py), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    if "FixtureUnavailable" in res.stderr:
-        unavailable(res.stderr.strip().splitlines()[-1])
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = run_snippet(py, code)
     assert out["diff"] < 1e-4, out
     assert out["clipped"] and out["tiny"] == {"sig": None, "bak": None, "ovrl": None, "p808": None}
     assert "does not fit" in out["bad"] and "missing" in out["bad"], out["bad"]
@@ -199,11 +204,7 @@ def test_short_clips_at_their_own_length(py):
         out["short"] = [free.raw(a[:16000])["windows"], fixed.raw(a[:16000])["windows"]]
         print(json.dumps(out))
     """)
-    res = subprocess.run([str(py), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    if "FixtureUnavailable" in res.stderr:
-        unavailable(res.stderr.strip().splitlines()[-1])
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = run_snippet(py, code)
     assert out["window"] == 144160 and out["p835"] == 0 and out["p808"] == 0 and out["mel"] == 0, out
     # whole 10 ms hops; under 3 s tiled to 3 s
     assert out["lengths"] == {"1000": [48000], "16000": [48000], "47999": [48000], "48321": [48320], "80000": [80000]}
