@@ -90,8 +90,8 @@ def transcription_options(model, beam_size: int, condition_on_previous_text: boo
     defaults = {k: p.default for k, p in inspect.signature(WhisperModel.transcribe).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     temperature = defaults["temperature"]
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
-                          if not model.model.is_multilingual else None)
+    # the suppressed tokens are the same whatever the language
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     fields = {f: defaults[f] for f in TranscriptionOptions.__dataclass_fields__ if f in defaults}
     fields.update(
         beam_size=beam_size, condition_on_previous_text=condition_on_previous_text,
