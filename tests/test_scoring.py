@@ -73,15 +73,15 @@ def fixtures(py, tmp_path_factory):
 @pytest.mark.parametrize("max_windows", ["default", None])
 def test_dnsmos_falls_with_real_noise_and_gate_rejects_noisy(py, fixtures, tmp_path, max_windows):
     """As the stage scores by default (quality.max_windows set: a clip under 9.01 s fed once at
-    its own length, tiled to at least 3 s) and as DNSMOS itself (null: tiled to 9.01 s)."""
+    its own length, tiled to at least 5 s) and as DNSMOS itself (null: tiled to 9.01 s)."""
     quality = sfx.config_section("quality")
     extra = ("--max-windows", str(quality["max_windows"])) if max_windows == "default" else ()
     records, emb, log = run_stage(py, fixtures / "noise" / "clips", tmp_path, *extra)
     assert "models loaded" in log and emb.shape == (len(records), 256) and emb.dtype == np.float32
-    assert ("their own length, at least 3 s" in log) == bool(extra), log
+    assert ("their own length, at least 5 s" in log) == bool(extra), log
     ovrl = {r["clip"].removesuffix(".wav"): r["dnsmos"]["ovrl"] for r in records}
     prompts = sorted({c.rsplit("@", 1)[0] for c in ovrl})
-    assert len(prompts) == 4  # 3 of 4.6-10 s, 1 of 2.3-2.5 s (tiled to 3 s by default)
+    assert len(prompts) == 4  # 3 of 4.6-10 s, 1 of 2.3-2.5 s (tiled to 5 s by default)
     for r in records:
         assert set(r["dnsmos"]) == {"sig", "bak", "ovrl", "p808"} and all(1 <= v <= 5 for v in r["dnsmos"].values())
     for kind in ("hf", "gaps"):
@@ -177,7 +177,7 @@ def test_dnsmos_equals_speechmos_and_wrong_weights_fail(py, tmp_path):
 def test_short_clips_at_their_own_length(py):
     """The length-free graphs are the wheel's at 9.01 s (same outputs on a real clip tiled to a
     window), ``melspec`` is speechmos' ``audio_melspec``, and the stage's default feeds a short
-    clip once at its own length (at least 3 s) and a long one in 9.01 s windows."""
+    clip once at its own length (at least 5 s) and a long one in 9.01 s windows."""
     code = textwrap.dedent(f"""
         import json, sys
         sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}, {str(REPO / 'bench')!r}]
@@ -198,7 +198,7 @@ def test_short_clips_at_their_own_length(py):
                "mel": float(np.abs(free.melspec(a) - free._impl.audio_melspec(audio=a)).max()),
                "window": len(w)}}
         long = np.resize(a, 12 * 16000)
-        out["lengths"] = {{str(n): [len(x) for x in free.inputs(np.resize(a, n))] for n in (1000, 16000, 47999, 48321, 80000)}}
+        out["lengths"] = {{str(n): [len(x) for x in free.inputs(np.resize(a, n))] for n in (1000, 16000, 79999, 80321, 96000)}}
         out["long"] = [len(x) for x in free.inputs(long)] + [len(x) for x in fixed.inputs(long)]
         out["long_same"] = abs(free.raw(long)["ovrl_mos"] - fixed.raw(long)["ovrl_mos"])
         out["short"] = [free.raw(a[:16000])["windows"], fixed.raw(a[:16000])["windows"]]
@@ -206,10 +206,57 @@ def test_short_clips_at_their_own_length(py):
     """)
     out = run_snippet(py, code)
     assert out["window"] == 144160 and out["p835"] == 0 and out["p808"] == 0 and out["mel"] == 0, out
-    # whole 10 ms hops; under 3 s tiled to 3 s
-    assert out["lengths"] == {"1000": [48000], "16000": [48000], "47999": [48000], "48321": [48320], "80000": [80000]}
+    # whole 10 ms hops; under 5 s tiled to 5 s
+    assert out["lengths"] == {"1000": [80000], "16000": [80000], "79999": [80000], "80321": [80320], "96000": [96000]}
     assert out["long"] == [144160, 144160] and out["long_same"] < 1e-6, out
     assert out["short"] == [1, 1], out
+
+
+def test_bf16_networks_match_float32(py):
+    """The torch rebuild of DNSMOS P.835 gives the wheel's ONNX graph's outputs (float32, to
+    ~1e-6, at several lengths); in bf16 (where the CPU has it, as ``precision: auto`` picks)
+    the scores of real clips stay within 0.02 MOS and the speaker embeddings within cosine
+    0.998 of float32's; ``resolve_precision`` never picks emulated bf16."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}, {str(REPO / 'bench')!r}]
+        import numpy as np
+        import speech_fixtures as sfx, bench_gates as bg
+        from workflow_scripts import audio_quality as aq
+        from workflow_scripts.dnsmos_p835 import P835Net, native_bf16
+        from workflow_scripts.score_clips import StageError, resolve_precision
+        from workflow_scripts.speaker_similarity import SpeakerEncoder
+        import onnxruntime as ort
+        names = [n for n, _ in bg.prompt_pool()][:6]
+        clips = [sfx.prompt_audio(n, 16000) for n in names]
+        sess = ort.InferenceSession(aq.length_free_models()[0], providers=["CPUExecutionProvider"])
+        net = P835Net(aq.model_paths()[0].read_bytes(), bf16=False)
+        free = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1, min_seconds=aq.MIN_INPUT_S)
+        diffs = []
+        for a in clips:
+            (x,) = free.inputs(a)
+            x = x[None].astype("float32")
+            diffs.append(float(np.abs(net(x) - sess.run(None, {{"input_1": x}})[0]).max()))
+        out = {{"fp32": max(diffs), "lengths": sorted({{len(free.inputs(a)[0]) for a in clips}}), "native": native_bf16(),
+                "resolve": [resolve_precision("fp32", "cpu"), resolve_precision("auto", "cuda"), resolve_precision("auto", "cpu")]}}
+        try:
+            resolve_precision("half", "cpu")
+        except StageError as exc:
+            out["bad"] = str(exc)
+        if native_bf16():
+            half = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1,
+                                   min_seconds=aq.MIN_INPUT_S, precision="bf16")
+            out["mos"] = max(abs(free.score(a)[k] - half.score(a)[k]) for a in clips for k in ("sig", "bak", "ovrl", "p808"))
+            e32, e16 = SpeakerEncoder(threads=1), SpeakerEncoder(threads=1, precision="bf16")
+            out["cos"] = min(float(e32.embed(a, 16000) @ e16.embed(a, 16000)) for a in clips)
+        print(json.dumps(out))
+    """)
+    out = run_snippet(py, code)
+    assert out["fp32"] < 1e-5 and len(out["lengths"]) > 1, out
+    assert out["resolve"][:2] == ["fp32", "fp32"] and out["resolve"][2] == ("bf16" if out["native"] else "fp32")
+    assert "expected auto, fp32 or bf16" in out["bad"]
+    if out["native"]:
+        assert out["mos"] < 0.02 and out["cos"] > 0.998, out
 
 
 def test_recording_without_clips_writes_empty_outputs(py, tmp_path):

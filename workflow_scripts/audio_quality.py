@@ -9,7 +9,9 @@ thread count, and runs speechmos' ``DNSMOS.__call__`` loop with speechmos' own h
 (``get_polyfit_val``: the P.835 coefficients; ``audio_melspec``, computed to the same numbers
 by ``DnsmosScorer.melspec``): 9.01 s windows hopped by 1 s, a shorter clip tiled by doubling,
 the mean over windows. The scores equal ``dnsmos.run``'s (tests/test_scoring.py checks it on
-a real clip to 1e-4). ``max_windows`` and ``min_seconds`` trade that exactness for speed.
+a real clip to 1e-4). ``max_windows``, ``min_seconds`` and ``precision="bf16"`` (P.835's
+convolutions in bfloat16, workflow_scripts/dnsmos_p835.py: OVRL within ~0.01) trade that
+exactness for speed.
 
 Scores are MOS on 1..5: SIG = speech signal (distortion), BAK = background (noise), OVRL =
 overall, P808 = the P.808 single MOS. One 9.01 s window costs ~0.37 s of one CPU core
@@ -24,7 +26,7 @@ and it then costs floor(seconds) - 8 windows: 4.6-10 s (or 2.3-2.5 s, ...) is on
 
 ``max_windows=N``: only N evenly spaced windows of a longer clip (1: its first 9.01 s; on
 the real talks' 11 clips of 9.0-11.7 s OVRL 0.03 lower than over all windows, at most 0.17
-apart, bench/bench_gates.py). ``min_seconds`` below 9.01 (the stage: ``MIN_INPUT_S``, 3 s,
+apart, bench/bench_gates.py). ``min_seconds`` below 9.01 (the stage: ``MIN_INPUT_S``, 5 s,
 whenever max_windows is set): a clip shorter than 9.01 s is fed once at its own length (its end cut
 to whole 10 ms hops), tiled by doubling only up to ``min_seconds``, through copies of the two
 graphs with those lengths left free (``length_free_model``: the wheel's files edited in
@@ -33,18 +35,16 @@ clips keep their 9.01 s windows. For short clips these are not DNSMOS's own scor
 tiled copy of a clip starts at another phase of the 10 ms hop and of the 80 ms pooling grid,
 and the global max over more such variants scores higher (a 2.1 s prompt: OVRL 2.92 alone,
 3.21 twice over, 3.26 tiled to 9.01 s; cutting 3 ms off a short clip's end, which moves the
-copies' phases, moved its tiled OVRL by up to 0.47). bench/bench_gates.py, the stage's scores
-minus one tiled 9.01 s window (the stage's way before), clips under 9.01 s: Asterisk prompts
-(1.4-7 s, clean and noisy, 184) OVRL -0.14 on average (sd 0.13, at most 0.54 apart), P.808
--0.17 (sd 0.10); two real talks cut by the stage (1.3-9 s, 25) OVRL -0.09 (sd 0.10), P.808
--0.11; ve9qrp's 6 s pieces (18) 0.00 (sd 0.02); clips of 9.01 s and more: the same. Clean
-against 10 and 0 dB mixes, area under the ROC by OVRL: 0.990 (one tiled window 0.998,
-DNSMOS itself 0.999, own length without tiling 0.984, tiled to 5 s 0.991); OVRL falls at
-every step of noise for 26/32 prompt x noise (tiled 30/32), from 20 dB on for 32/32. The
-default gate below keeps its real-data record (see there). CPU on one core (bench, 3 runs
-alternating, medians): 40 clean prompts (mean 2.8 s) 491 -> 181 s per audio hour (0.37x),
-the real talks' 36 clips (mean 6.2 s, 11 of them 9.01 s or more) 229 -> 154 s (0.67x); the
-speaker encoder 28-30 s beside it.
+copies' phases, moved its tiled OVRL by up to 0.47). So the shortest input is 5 s, not 3 s:
+the stage's scores minus one tiled 9.01 s window, Asterisk prompts (1.4-7 s, clean and noisy,
+184) OVRL -0.07 on average (3 s: -0.14), P.808 -0.10 (3 s: -0.17); real talks' clips under
+9.01 s -0.06; HF-radio pieces 0.00; at 3 s the 2 s prompts of long-form speech fell under the
+gate for being short (bench/bench_dataset.py). Clean against 10 and 0 dB mixes, area under
+the ROC by OVRL: 0.991 (3 s 0.990, own length without tiling 0.984, one tiled window 0.998,
+DNSMOS itself 0.999); OVRL falls at every step of noise for 29/32 prompt x noise, from 20 dB
+on for 32/32. CPU on one core (bench, alternating ways): the real talks' 36 clips (mean 6.2 s)
+164 s per audio hour in float32, 107 s with ``precision="bf16"`` (0.65x); 40 clean prompts
+(mean 2.8 s, each fed as 5 s) 271 and 214 s; the speaker encoder 24-28 s, 16-17 s in bf16.
 """
 from __future__ import annotations
 
@@ -52,27 +52,31 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.onnx_wire import int64s, pb_bytes, pb_fields, pb_one, varint
+
 SR = 16000
 WINDOW_S = 9.01  # speechmos.dnsmos.INPUT_LENGTH
 MIN_SAMPLES = 160  # 10 ms: anything shorter holds no speech to judge (scores are None)
 HOP = 160  # the P.835 network's frame hop (10 ms); its frames are 2 hops long
-MIN_INPUT_S = 3.0  # the stage's min_seconds (with max_windows set): see the module's notes
+MIN_INPUT_S = 5.0  # the stage's min_seconds (with max_windows set): see the module's notes
 
 # The gate's defaults (schemas/config.schema.yaml, quality.*) come from bench/bench_gates.py
 # (16 + 40 clean Asterisk prompts; real noise from codec2-examples mixed in; ve9qrp = real
 # speech over HF radio; two real talks cut into clips by the stage) and real recordings, as
-# the stage scores by default (max_windows 1, short clips at their own length, >= 3 s). OVRL,
-# min/median/max: clean 2.84/3.08/3.40 (the 40 more prompts 2.14/3.10/3.29), 30 dB 2.56-3.27,
-# 20 dB 2.36-3.15, 10 dB 2.06-2.79, 0 dB 1.12-2.25, ve9qrp 2.77-3.35. OVRL >= 2.8 keeps every
-# clean clip of the 16 (36/40 of the others; 3 of the 4 it drops are under 2 s, and one
-# window tiled to 9.01 s kept 39/40) and rejects every 10 and 0 dB mix (and 23/32 of the 20
-# dB ones); 2.75 would let a 10 dB mix through. OVRL misses band-limited radio speech (16/18
-# ve9qrp pieces pass it). P.808: clean 3.22-3.85 (the 40 more 2.99-3.89), ve9qrp 2.87-3.40
-# (median 3.03), but an ordinary recorded talk (silero-vad's test.wav, 11 clips) 2.82-3.28
-# (median 3.08) as well: P.808 >= 3.3 would stop radio (1/18 kept) and that talk (0/11)
-# alike, so the default 3.0 stops only the worst. SIG stays at ~3.5 down to 10 dB (no help
-# against noise); BAK tracks the noise but separates no better than OVRL.
+# the stage scores by default (max_windows 1, short clips at their own length, >= 5 s, bf16).
+# OVRL, min/median/max: clean 2.93/3.18/3.40 (the 40 more prompts 2.20/3.23/3.33), 30 dB
+# 2.70-3.33, 20 dB 2.42-3.26, 10 dB 2.11-2.79, 0 dB 1.14-2.25, ve9qrp 2.78-3.35. OVRL >= 2.8
+# keeps every clean clip of the 16 (38/40 of the others) and rejects every 10 and 0 dB mix (and
+# 19/32 of the 20 dB ones); 2.7 lets two 10 dB mixes through. OVRL misses band-limited radio
+# speech (16/18 ve9qrp pieces pass it). P.808: clean 3.32-3.97 (the 40 more 3.07-3.98), ve9qrp
+# 2.87-3.40 (median 3.03), but an ordinary recorded talk (silero-vad's test.wav, 11 clips)
+# 2.83-3.28 (median 3.14) as well: P.808 >= 3.3 would stop radio and that talk alike, so the
+# default 3.0 stops only the worst. SIG stays at ~3.5 down to 10 dB (no help against noise);
+# BAK tracks the noise but separates no better than OVRL.
 THRESHOLD_KEYS = ("min_ovrl", "min_p808", "min_sig", "min_bak")
+# fp32: onnxruntime, DNSMOS's own numbers; bf16: P.835's convolutions in bfloat16 (torch,
+# workflow_scripts/dnsmos_p835.py), for CPUs that compute bf16 natively
+PRECISIONS = ("fp32", "bf16")
 
 
 def providers() -> list[str]:
@@ -97,8 +101,8 @@ def model_paths(personalized: bool = False) -> tuple[Path, Path]:
 
 
 # ------------------------------------------------------------ length-free graphs
-# The two ONNX files are edited as protobuf wire data (field numbers of onnx.proto3:
-# ModelProto.graph 7; GraphProto.initializer 5, .input 11; TensorProto.int64_data 7, .name 8;
+# The two ONNX files are edited as protobuf wire data (workflow_scripts/onnx_wire.py; field
+# numbers of onnx.proto3: ModelProto.graph 7; GraphProto.initializer 5, .input 11;
 # ValueInfoProto.type 2; TypeProto.tensor_type 1; TypeProto.Tensor.shape 2;
 # TensorShapeProto.dim 1; Dimension.dim_value 1, .dim_param 2): the onnx package is not
 # needed for four numbers, and every field not touched is copied as it is.
@@ -110,117 +114,46 @@ _P835_EDITS = {"shape_tensor": ([-1, 900, 160], [0, -1, 160]),  # frames' first 
                "input_1:01_cropping_end": ([_INT64_MAX, 144000], [_INT64_MAX, -HOP])}  # all but the last hop
 
 
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, i
-        shift += 7
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # a negative int64 as protobuf writes it: ten bytes
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _pb_fields(buf: bytes) -> list[list]:
-    """A message's fields in order, each [number, wire type, int or bytes]."""
-    out, i = [], 0
-    while i < len(buf):
-        key, i = _read_varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _read_varint(buf, i)
-        elif wire == 2:
-            n, i = _read_varint(buf, i)
-            value, i = buf[i:i + n], i + n
-        elif wire in (1, 5):
-            n = 8 if wire == 1 else 4
-            value, i = buf[i:i + n], i + n
-        else:
-            raise ValueError(f"protobuf wire type {wire} is not used by ONNX")
-        out.append([number, wire, value])
-    if i != len(buf):
-        raise ValueError("truncated protobuf message")
-    return out
-
-
-def _pb_bytes(fields: list[list]) -> bytes:
-    out = bytearray()
-    for number, wire, value in fields:
-        out += _varint(number << 3 | wire)
-        out += _varint(value) if wire == 0 else (_varint(len(value)) + value if wire == 2 else value)
-    return bytes(out)
-
-
-def _pb_one(fields: list[list], number: int) -> list:
-    found = [f for f in fields if f[0] == number and f[1] == 2]
-    if len(found) != 1:
-        raise ValueError(f"expected one message field {number}, found {len(found)}")
-    return found[0]
-
-
-def _int64s(tensor: list[list]) -> list[int]:
-    out = []
-    for number, wire, value in tensor:
-        if number == 7 and wire == 2:  # packed
-            i = 0
-            while i < len(value):
-                v, i = _read_varint(value, i)
-                out.append(v - (1 << 64) if v >= 1 << 63 else v)
-        elif number == 7 and wire == 0:
-            out.append(value - (1 << 64) if value >= 1 << 63 else value)
-    return out
-
-
 def length_free_model(model: bytes, edits: dict[str, tuple[list[int], list[int]]], axis: int, length: int) -> bytes:
     """``model`` (ONNX bytes) with its one input's dimension ``axis`` free (was ``length``) and
     the int64 initializers named in ``edits`` changed from their expected to their new values;
     ValueError when anything is not as expected (another model or speechmos version)."""
-    top = _pb_fields(model)
-    graph_field = _pb_one(top, 7)
-    graph = _pb_fields(graph_field[2])
+    top = pb_fields(model)
+    graph_field = pb_one(top, 7)
+    graph = pb_fields(graph_field[2])
     todo = dict(edits)
     for field in graph:
         if field[0] != 5:
             continue
-        tensor = _pb_fields(field[2])
+        tensor = pb_fields(field[2])
         names = [v.decode() for n, w, v in tensor if n == 8 and w == 2]
         if names and names[0] in todo:
             old, new = todo.pop(names[0])
-            if _int64s(tensor) != list(old):
-                raise ValueError(f"initializer {names[0]}: {_int64s(tensor)}, expected {list(old)}")
-            tensor = [f for f in tensor if f[0] != 7] + [[7, 2, b"".join(_varint(v) for v in new)]]
-            field[2] = _pb_bytes(tensor)
+            if int64s(tensor) != list(old):
+                raise ValueError(f"initializer {names[0]}: {int64s(tensor)}, expected {list(old)}")
+            tensor = [f for f in tensor if f[0] != 7] + [[7, 2, b"".join(varint(v) for v in new)]]
+            field[2] = pb_bytes(tensor)
     if todo:
         raise ValueError(f"initializers not found: {', '.join(sorted(todo))}")
     inputs = [f for f in graph if f[0] == 11]
     if len(inputs) != 1:
         raise ValueError(f"expected one graph input, found {len(inputs)}")
-    value_info = _pb_fields(inputs[0][2])
-    type_ = _pb_one(value_info, 2)
-    type_fields = _pb_fields(type_[2])
-    tensor_type = _pb_one(type_fields, 1)
-    tensor_fields = _pb_fields(tensor_type[2])
-    shape = _pb_one(tensor_fields, 2)
-    dims = _pb_fields(shape[2])
-    if axis >= len(dims) or _pb_fields(dims[axis][2]) != [[1, 0, length]]:
+    value_info = pb_fields(inputs[0][2])
+    type_ = pb_one(value_info, 2)
+    type_fields = pb_fields(type_[2])
+    tensor_type = pb_one(type_fields, 1)
+    tensor_fields = pb_fields(tensor_type[2])
+    shape = pb_one(tensor_fields, 2)
+    dims = pb_fields(shape[2])
+    if axis >= len(dims) or pb_fields(dims[axis][2]) != [[1, 0, length]]:
         raise ValueError(f"input dimension {axis} is not {length}")
-    dims[axis][2] = _pb_bytes([[2, 2, b"T"]])  # dim_param "T"
-    shape[2] = _pb_bytes(dims)
-    tensor_type[2] = _pb_bytes(tensor_fields)
-    type_[2] = _pb_bytes(type_fields)
-    inputs[0][2] = _pb_bytes(value_info)
-    graph_field[2] = _pb_bytes(graph)
-    return _pb_bytes(top)
+    dims[axis][2] = pb_bytes([[2, 2, b"T"]])  # dim_param "T"
+    shape[2] = pb_bytes(dims)
+    tensor_type[2] = pb_bytes(tensor_fields)
+    type_[2] = pb_bytes(type_fields)
+    inputs[0][2] = pb_bytes(value_info)
+    graph_field[2] = pb_bytes(graph)
+    return pb_bytes(top)
 
 
 def length_free_models(personalized: bool = False) -> tuple[bytes, bytes]:
@@ -269,15 +202,19 @@ class DnsmosScorer:
     all, as DNSMOS). ``min_seconds`` below 9.01: a shorter clip is fed once at its own
     length, tiled by doubling only up to ``min_seconds`` (length-free graphs; see the
     module's notes); 9.01 (the default): tiled to a 9.01 s window as DNSMOS does.
+    ``precision``: ``fp32`` (onnxruntime: DNSMOS's own numbers) or ``bf16`` (P.835's
+    convolutions in bfloat16, workflow_scripts/dnsmos_p835.py: for a CPU with native bf16).
     """
 
     def __init__(self, threads: int = 1, use_providers: list[str] | None = None, personalized: bool = False,
-                 max_windows: int | None = None, min_seconds: float = WINDOW_S):
+                 max_windows: int | None = None, min_seconds: float = WINDOW_S, precision: str = "fp32"):
         import onnxruntime as ort
         from speechmos import dnsmos
 
         if not 0 < min_seconds <= WINDOW_S:
             raise ValueError(f"min_seconds {min_seconds}: expected 0 < min_seconds <= {WINDOW_S}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         primary, p808 = model_paths(personalized)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
@@ -301,8 +238,18 @@ class DnsmosScorer:
         # speechmos' own object (for its helpers), given our sessions instead of building its own
         impl = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
         impl.primary_model_path = str(model_paths(personalized)[0])
-        impl.onnx_sess = ort.InferenceSession(primary, opts, providers=run_providers)
         impl.p808_onnx_sess = ort.InferenceSession(p808, opts, providers=run_providers)
+        self.precision, self._p835 = precision, None
+        if precision == "bf16":  # P.835 in torch (any length), the P.808 model stays with onnxruntime
+            import torch
+
+            from workflow_scripts.dnsmos_p835 import P835Net
+
+            torch.set_num_threads(max(1, int(threads)))
+            impl.onnx_sess = None
+            self._p835 = P835Net(Path(impl.primary_model_path).read_bytes(), bf16=True)
+        else:
+            impl.onnx_sess = ort.InferenceSession(primary, opts, providers=run_providers)
         self._impl = impl
         self._mel_basis = None
 
@@ -358,7 +305,10 @@ class DnsmosScorer:
             feats = np.array(seg).astype("float32")[np.newaxis, :]
             mel = np.array(self.melspec(seg[:-HOP])).astype("float32")[np.newaxis, :, :]
             p808.append(impl.p808_onnx_sess.run(None, {"input_1": mel})[0][0][0])
-            s_raw, b_raw, o_raw = impl.onnx_sess.run(None, {"input_1": feats})[0][0]
+            if self._p835 is not None:
+                s_raw, b_raw, o_raw = self._p835(feats)[0]
+            else:
+                s_raw, b_raw, o_raw = impl.onnx_sess.run(None, {"input_1": feats})[0][0]
             s_, b_, o_ = impl.get_polyfit_val(s_raw, b_raw, o_raw, self.personalized)
             sig.append(s_), bak.append(b_), ovr.append(o_)
         return {"ovrl_mos": float(np.mean(ovr)), "sig_mos": float(np.mean(sig)), "bak_mos": float(np.mean(bak)),

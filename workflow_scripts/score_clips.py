@@ -18,11 +18,14 @@ workflow_scripts/speaker_similarity.py), and not at all for a recording without 
 (its outputs are empty: no line, a 0 x 256 array). ``params.cfg``: ``device`` (``auto``:
 CUDA when available), ``dnsmos`` (score DNSMOS or not), ``max_windows`` (DNSMOS windows per
 clip, null = all, as DNSMOS itself; set, a clip under 9.01 s is also fed once at its own
-length, tiled to at least audio_quality.MIN_INPUT_S, instead of tiled to 9.01 s: about a
-third of the cost on 3 s clips); ``threads`` scoring processes on a CPU.
+length, tiled to at least audio_quality.MIN_INPUT_S (5 s), instead of tiled to 9.01 s);
+``precision`` (``auto``: the P.835 convolutions and the speaker encoder in bfloat16 on a CPU
+with native bf16, else fp32 = DNSMOS's and Resemblyzer's own numbers); ``threads`` scoring
+processes on a CPU, each with one BLAS thread.
 
 CLI (tests, benches): ``python -m workflow_scripts.score_clips CLIPS_DIR OUT_SCORES OUT_EMB
-[--threads N] [--max-windows N] [--no-dnsmos] [--device auto|cpu|cuda] [--log FILE]``.
+[--threads N] [--max-windows N] [--no-dnsmos] [--device auto|cpu|cuda] [--precision auto|fp32|bf16]
+[--log FILE]``.
 """
 
 import json
@@ -30,6 +33,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +45,9 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-# Audio per extra scoring process: at ~15x realtime per core (DNSMOS with short clips at their
-# own length + the speaker encoder, bench/bench_gates.py), 10 min of clips take ~40 s, well
-# above the ~10 s a process pays to start.
+# Audio per extra scoring process: at ~15-30x realtime per core (DNSMOS + the speaker encoder,
+# fp32 or bf16, bench/bench_gates.py), 10 min of clips take 20-40 s, well above the ~5 s a
+# process pays to start (imports, models).
 AUDIO_S_PER_WORKER = 600.0
 
 
@@ -86,6 +90,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 on a CPU that computes it natively (workflow_scripts/dnsmos_p835.py), else
+    fp32; ``bf16`` is refused where it would be emulated (many times slower)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise StageError(f"precision {precision!r}: expected auto, fp32 or bf16")
+    if precision == "fp32" or device == "cuda":
+        return "fp32"
+    from workflow_scripts.dnsmos_p835 import native_bf16
+
+    if native_bf16():
+        return "bf16"
+    if precision == "bf16":
+        raise StageError("quality.precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); use auto or fp32")
+    return "fp32"
+
+
 @dataclass(frozen=True)
 class ScoreOptions:
     """What a scoring process needs: the models' device and DNSMOS settings (quality.*)."""
@@ -94,6 +114,7 @@ class ScoreOptions:
     dnsmos: bool  # False: no DNSMOS (quality.enabled false), embeddings only
     max_windows: int | None
     threads: int  # intra-op threads of each process
+    precision: str  # fp32 or bf16 (resolved): DNSMOS P.835's convolutions and the speaker encoder
 
 
 _MODELS: dict = {}
@@ -111,16 +132,17 @@ def _load_models(opts: ScoreOptions, log=None) -> dict:
     if opts.dnsmos:
         # max_windows null: DNSMOS exactly (short clips tiled to 9.01 s); set: the cheap way
         dnsmos = DnsmosScorer(threads=opts.threads, max_windows=opts.max_windows,
-                              min_seconds=MIN_INPUT_S if opts.max_windows else WINDOW_S,
+                              min_seconds=MIN_INPUT_S if opts.max_windows else WINDOW_S, precision=opts.precision,
                               use_providers=None if opts.device == "cuda" else ["CPUExecutionProvider"])
         if log and opts.device == "cuda" and "CUDAExecutionProvider" not in providers():
             log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
-    encoder = SpeakerEncoder(device=opts.device, threads=opts.threads)
+    encoder = SpeakerEncoder(device=opts.device, threads=opts.threads, precision=opts.precision)
     if log:
         log.info("models loaded in %.1f s: DNSMOS %s (max_windows %s, shorter clips fed at %s), speaker encoder on %s;"
-                 " %d threads", time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
+                 " %s, %d threads", time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
                  f"their own length, at least {dnsmos.min_samples / 16000:g} s"
-                 if dnsmos and dnsmos.min_samples < dnsmos.window_samples else "9.01 s", opts.device, opts.threads)
+                 if dnsmos and dnsmos.min_samples < dnsmos.window_samples else "9.01 s", opts.device,
+                 "P.835 and speaker encoder in bf16" if opts.precision == "bf16" else "fp32", opts.threads)
     _MODELS.clear()
     _MODELS.update(opts=opts, dnsmos=dnsmos, encoder=encoder)
     return _MODELS
@@ -189,7 +211,8 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     """Score the clips of recordings ``(name, clips_dir)``; ``on_done(name, records,
     embeddings)`` for each (``members`` order); returns the names that failed (errors logged).
 
-    ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None).
+    ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None),
+    ``precision`` (auto|fp32|bf16, see resolve_precision).
     On a CPU with ``threads`` > 1 the clips of all the recordings are split into ``threads``
     runs of about equal audio, each scored by a process of its own with one thread (DNSMOS'
     convolutions gain little from a second intra-op thread, a second process doubles the
@@ -223,7 +246,7 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     # one intra-op thread per process: DNSMOS' convolutions gain ~15 % from a second thread on
     # an idle machine and lose several times that when the cores are shared (threads wait on
     # one another at every operator); parallelism comes from processes
-    opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], 1)
+    opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], 1, resolve_precision(str(cfg["precision"]), device))
     progress = Progress(total, "score", log)
     t1 = time.monotonic()
     if workers == 1:
@@ -237,6 +260,26 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     log.info("scored %d clips of %d recording(s) (%.1f s of audio) in %.1f s (%.1fx realtime)", len(durations),
              len(planned), total, elapsed, total / max(elapsed, 1e-9))
     return failed
+
+
+# numpy's BLAS (the mel filter banks' matrix products) otherwise starts a thread per core in
+# every scoring process: two processes on two cores then fight over them (~1.45x slower each)
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def one_blas_thread():
+    """Processes started inside get one BLAS thread (the variables are read when numpy loads)."""
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+    os.environ.update({k: "1" for k in BLAS_THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _score_in_workers(planned, opts: ScoreOptions, workers: int, progress):
@@ -257,7 +300,8 @@ def _score_in_workers(planned, opts: ScoreOptions, workers: int, progress):
             else:
                 runs.append([i, k, k + 1])
         jobs.append(runs)
-    with ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker, initargs=(done,)) as pool:
+    with one_blas_thread(), ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker,
+                                                initargs=(done,)) as pool:
         futures = [pool.submit(_score_part, [(planned[i][1], planned[i][2][x:y], planned[i][3][x:y]) for i, x, y in runs],
                                opts) for runs in jobs]
         reported = 0.0
@@ -321,13 +365,14 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-windows", type=int, default=None, help="default: every window (exact DNSMOS)")
     ap.add_argument("--no-dnsmos", action="store_true", help="speaker embeddings only")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
 
     def work(log) -> None:
         records, embs = score_recording(args.clips_dir, log, args.threads,
                                         {"device": args.device, "dnsmos": not args.no_dnsmos,
-                                         "max_windows": args.max_windows})
+                                         "max_windows": args.max_windows, "precision": args.precision})
         write_outputs(records, embs, args.scores, args.embeddings)
 
     return run_cli(work, args.log)

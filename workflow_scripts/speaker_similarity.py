@@ -32,6 +32,7 @@ alone leave a weak target clip out that the centroid keeps.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -55,6 +56,8 @@ MIN_SIMILARITY = 0.80
 # 98 clips of the other voices: 0.62 merges June into the target (precision 0.80), 0.66-0.74
 # give precision 1.0 and recall 0.99-1.0, 0.78 splits the target (recall 0.94); 0.72.
 CLUSTER_THRESHOLD = 0.72
+# embed_utterance's defaults: partials per second, and the share of a last partial that must be audio
+PARTIAL_RATE, MIN_COVERAGE = 1.3, 0.75
 # GE2E's learned similarity scale/bias: in pretrained.pt, used only for training
 TRAINING_ONLY_KEYS = frozenset({"similarity_weight", "similarity_bias"})
 
@@ -105,8 +108,12 @@ def _expected_shapes(resemblyzer) -> dict[str, tuple]:
 class SpeakerEncoder:
     """Resemblyzer's VoiceEncoder, loaded once with verified weights; ``embed`` per clip."""
 
-    def __init__(self, device: str = "cpu", threads: int | None = None, weights: str | Path | None = None):
+    def __init__(self, device: str = "cpu", threads: int | None = None, weights: str | Path | None = None,
+                 precision: str = "fp32"):
         import torch
+
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
 
         resemblyzer = _import_resemblyzer()
         _torch_threads(threads)
@@ -130,6 +137,11 @@ class SpeakerEncoder:
         model.eval()
         self.model, self.device, self.weights = model, torch.device(device), path
         self._preprocess = resemblyzer.preprocess_wav
+        self._mel = resemblyzer.audio.wav_to_mel_spectrogram
+        self.precision = precision
+        # bf16: a copy of the network in bfloat16 (for CPUs with native bf16): ~1.9x faster, the
+        # clip embeddings within cosine 0.998 of float32's (tests/test_scoring.py)
+        self._bf16 = copy.deepcopy(model).to(torch.bfloat16) if precision == "bf16" else None
 
     def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """256-d float32 L2-normed embedding; all zeros for a clip without any voiced audio."""
@@ -141,10 +153,28 @@ class SpeakerEncoder:
         pre = self._preprocess(wav)  # at 16 kHz already: volume + long pauses only
         if len(pre) < SR // 10:  # webrtcvad heard (almost) no voice: embed the clip as it is
             pre = wav
-        emb = np.asarray(self.model.embed_utterance(pre), dtype=np.float32)
+        if self._bf16 is None:
+            emb = np.asarray(self.model.embed_utterance(pre), dtype=np.float32)
+        else:
+            emb = self._embed_bf16(pre)
         if not np.all(np.isfinite(emb)):
             return np.zeros(EMBED_DIM, np.float32)
         return emb
+
+    def _embed_bf16(self, wav: np.ndarray) -> np.ndarray:
+        """Resemblyzer's ``embed_utterance`` (its partial slices at its defaults, zero padding,
+        mel, the mean of the partials' embeddings, L2-normed) with the network in bfloat16."""
+        import torch
+
+        wav_slices, mel_slices = self.model.compute_partial_slices(len(wav), PARTIAL_RATE, MIN_COVERAGE)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
+        mel = self._mel(wav)
+        mels = torch.from_numpy(np.array([mel[s] for s in mel_slices])).to(self.device, torch.bfloat16)
+        with torch.inference_mode():
+            partials = self._bf16(mels).float().cpu().numpy()
+        raw = partials.mean(axis=0)
+        return (raw / np.linalg.norm(raw)).astype(np.float32)
 
     def embed_file(self, path: str | Path) -> np.ndarray:
         import soundfile as sf
