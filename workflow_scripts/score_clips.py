@@ -45,10 +45,11 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-# Audio per extra scoring process: at ~15-30x realtime per core (DNSMOS + the speaker encoder,
-# fp32 or bf16, bench/bench_gates.py), 10 min of clips take 20-40 s, well above the ~5 s a
-# process pays to start (imports, models).
-AUDIO_S_PER_WORKER = 600.0
+# Audio per extra scoring process: each pays ~5 s to start (imports, models), in parallel with
+# the others; at ~15-30x realtime per core (DNSMOS + the speaker encoder, fp32 or bf16,
+# bench/bench_gates.py) 2 min of clips are 4-8 s of work, so a second process pays off from
+# there (170 s of clips on 2 cores: 8.4-9.4 s in two processes, 11.0 s in one).
+AUDIO_S_PER_WORKER = 120.0
 
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
@@ -216,7 +217,7 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     On a CPU with ``threads`` > 1 the clips of all the recordings are split into ``threads``
     runs of about equal audio, each scored by a process of its own with one thread (DNSMOS'
     convolutions gain little from a second intra-op thread, a second process doubles the
-    rate), at most one process per AUDIO_S_PER_WORKER of audio (a process pays ~10 s to import
+    rate), at most one process per AUDIO_S_PER_WORKER of audio (a process pays ~5 s to import
     torch and load the models); every clip's scores are the same whichever process scored it,
     so a recording's scores do not depend on its shard. On a GPU one process.
     """
