@@ -121,6 +121,20 @@ class ScoreOptions:
 _MODELS: dict = {}
 
 
+def describe_models(opts: ScoreOptions, provider: str | None = None) -> str:
+    """The models' settings as the log states them (``provider``: DNSMOS' onnxruntime provider)."""
+    from workflow_scripts.audio_quality import MIN_INPUT_S
+
+    if not opts.dnsmos:
+        dnsmos = "DNSMOS off"
+    else:
+        shorter = f"their own length, at least {MIN_INPUT_S:g} s" if opts.max_windows else "9.01 s"
+        dnsmos = (f"DNSMOS {provider or 'CPUExecutionProvider'} (max_windows {opts.max_windows}, "
+                  f"shorter clips fed at {shorter})")
+    arithmetic = "P.835 and speaker encoder in bf16" if opts.precision == "bf16" else "fp32"
+    return f"{dnsmos}, speaker encoder on {opts.device}; {arithmetic}, {opts.threads} thread(s) per process"
+
+
 def _load_models(opts: ScoreOptions, log=None) -> dict:
     """DNSMOS sessions and the speaker encoder, once per process."""
     if _MODELS.get("opts") == opts:
@@ -139,11 +153,8 @@ def _load_models(opts: ScoreOptions, log=None) -> dict:
             log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
     encoder = SpeakerEncoder(device=opts.device, threads=opts.threads, precision=opts.precision)
     if log:
-        log.info("models loaded in %.1f s: DNSMOS %s (max_windows %s, shorter clips fed at %s), speaker encoder on %s;"
-                 " %s, %d threads", time.monotonic() - t0, dnsmos.providers[0] if dnsmos else "off", opts.max_windows,
-                 f"their own length, at least {dnsmos.min_samples / 16000:g} s"
-                 if dnsmos and dnsmos.min_samples < dnsmos.window_samples else "9.01 s", opts.device,
-                 "P.835 and speaker encoder in bf16" if opts.precision == "bf16" else "fp32", opts.threads)
+        log.info("models loaded in %.1f s: %s", time.monotonic() - t0,
+                 describe_models(opts, dnsmos.providers[0] if dnsmos else None))
     _MODELS.clear()
     _MODELS.update(opts=opts, dnsmos=dnsmos, encoder=encoder)
     return _MODELS
@@ -254,7 +265,7 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
         for name, clips_dir, names, durs in planned:
             on_done(name, *score_clips(clips_dir, names, durs, opts, progress.update, log))
     else:
-        log.info("%d scoring processes, one thread each", workers)
+        log.info("%d scoring processes, models loaded in each: %s", workers, describe_models(opts))
         for name, records, embs in _score_in_workers(planned, opts, workers, progress):
             on_done(name, records, embs)
     elapsed = time.monotonic() - t1
