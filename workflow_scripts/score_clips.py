@@ -42,6 +42,7 @@ import numpy as np
 if "snakemake" in globals():  # run by Snakemake's script: directive from a copy of this file
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
+from workflow_scripts.audio_quality import PRECISIONS  # noqa: E402  (numpy only at import)
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
@@ -94,7 +95,7 @@ def resolve_device(device: str) -> str:
 def resolve_precision(precision: str, device: str) -> str:
     """``auto``: bf16 on a CPU that computes it natively (workflow_scripts/dnsmos_p835.py), else
     fp32; ``bf16`` is refused where it would be emulated (many times slower)."""
-    if precision not in ("auto", "fp32", "bf16"):
+    if precision not in ("auto", *PRECISIONS):
         raise StageError(f"precision {precision!r}: expected auto, fp32 or bf16")
     if precision == "fp32" or device == "cuda":
         return "fp32"
@@ -377,7 +378,7 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-windows", type=int, default=None, help="default: every window (exact DNSMOS)")
     ap.add_argument("--no-dnsmos", action="store_true", help="speaker embeddings only")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    ap.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
 

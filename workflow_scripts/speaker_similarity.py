@@ -112,8 +112,10 @@ class SpeakerEncoder:
                  precision: str = "fp32"):
         import torch
 
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
+        from workflow_scripts.audio_quality import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
 
         resemblyzer = _import_resemblyzer()
         _torch_threads(threads)
