@@ -212,6 +212,40 @@ def test_short_clips_at_their_own_length(py):
     assert out["short"] == [1, 1], out
 
 
+def test_mel_is_librosas_and_scoring_does_not_import_it(py):
+    """workflow_scripts/mel.py gives librosa's numbers for both spectrograms the scoring uses
+    (DNSMOS P.808: 321/160/120; Resemblyzer: 400/160/40) on real speech; the fp32 speaker
+    embedding equals Resemblyzer's own ``embed_utterance``; scoring a clip leaves librosa's
+    core (scipy.signal, numba: ~2 s per process) unimported."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}, {str(REPO / 'bench')!r}]
+        import numpy as np
+        import speech_fixtures as sfx, bench_gates as bg
+        from workflow_scripts import audio_quality as aq, mel, speaker_similarity as spk
+        names = [n for n, _ in bg.prompt_pool()][:3]
+        clips = [sfx.prompt_audio(n, 16000) for n in names]
+        scorer = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1,
+                                 min_seconds=aq.MIN_INPUT_S, precision="fp32")
+        enc = spk.SpeakerEncoder(device="cpu", threads=1, precision="fp32")
+        ours = [(scorer.score(a, 16000), enc.embed(a, 16000)) for a in clips]
+        out = {{"librosa_loaded": "librosa.core.spectrum" in sys.modules}}
+        import librosa
+        out["mel"] = max(float(np.abs(mel.melspectrogram(a, 16000, n, h, m)
+                                      - librosa.feature.melspectrogram(y=a, sr=16000, n_fft=n, hop_length=h, n_mels=m)).max()
+                               / librosa.feature.melspectrogram(y=a, sr=16000, n_fft=n, hop_length=h, n_mels=m).max())
+                         for a in clips for n, h, m in ((321, 160, 120), (400, 160, 40)))
+        out["db"] = max(float(np.abs(mel.power_to_db(x) - librosa.power_to_db(x, ref=np.max)).max())
+                        for x in (mel.melspectrogram(a, 16000, 321, 160, 120) for a in clips))
+        out["emb"] = max(float(np.abs(e - enc.model.embed_utterance(enc._preprocess(a))).max())
+                         for a, (_, e) in zip(clips, ours))
+        print(json.dumps(out))
+    """)
+    out = run_snippet(py, code)
+    assert out["librosa_loaded"] is False, out
+    assert out["mel"] < 1e-6 and out["db"] < 1e-4 and out["emb"] < 1e-5, out
+
+
 def test_bf16_networks_match_float32(py):
     """The torch rebuild of DNSMOS P.835 gives the wheel's ONNX graph's outputs (float32, to
     ~1e-6, at several lengths); in bf16 (where the CPU has it, as ``precision: auto`` picks)

@@ -251,19 +251,16 @@ class DnsmosScorer:
         else:
             impl.onnx_sess = ort.InferenceSession(primary, opts, providers=run_providers)
         self._impl = impl
-        self._mel_basis = None
 
     def melspec(self, audio: np.ndarray) -> np.ndarray:
         """speechmos' ``audio_melspec`` (librosa: power spectrogram of 321-sample frames hopped
         by 160, 120 mel bands, dB re its max, (dB + 40) / 40, frames x bands), the same numbers
-        (tests/test_scoring.py) in a third of the time: the filter bank is built once, not per
-        call, and the bands are one matrix product (librosa's einsum searches its path each time)."""
-        import librosa
+        (tests/test_scoring.py) from workflow_scripts/mel.py: the filter bank is built once,
+        the bands are one matrix product, and librosa is not imported."""
+        from workflow_scripts.mel import mel_filters, power_spectrogram, power_to_db
 
-        if self._mel_basis is None:
-            self._mel_basis = librosa.filters.mel(sr=SR, n_fft=2 * HOP + 1, n_mels=120)
-        power = np.abs(librosa.stft(audio, n_fft=2 * HOP + 1, hop_length=HOP)) ** 2
-        return ((librosa.power_to_db(self._mel_basis @ power, ref=np.max) + 40) / 40).T
+        power = power_spectrogram(audio, 2 * HOP + 1, HOP)
+        return ((power_to_db(mel_filters(SR, 2 * HOP + 1, 120) @ power) + 40) / 40).T
 
     def inputs(self, audio_16k: np.ndarray) -> list[np.ndarray]:
         """The pieces of a 16 kHz clip that the models are fed, one run each (see ``raw``)."""

@@ -37,7 +37,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# numpy's BLAS (the mel filter banks' matrix products) otherwise starts a thread per core in
+# every scoring process: two processes on two cores then fight over them (~1.45x slower each).
+# This process scores clips beside the ones it starts, so it takes one BLAS thread too (read
+# when numpy loads, hence before the import).
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+if "snakemake" in globals() or __name__ == "__main__":
+    for _var in BLAS_THREAD_VARS:
+        os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 if "snakemake" in globals():  # run by Snakemake's script: directive from a copy of this file
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
@@ -46,11 +55,14 @@ from workflow_scripts.audio_quality import PRECISIONS  # noqa: E402  (numpy only
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-# Audio per extra scoring process: each pays ~5 s to start (imports, models), in parallel with
-# the others; at ~15-30x realtime per core (DNSMOS + the speaker encoder, fp32 or bf16,
-# bench/bench_gates.py) 2 min of clips are 4-8 s of work, so a second process pays off from
-# there (170 s of clips on 2 cores: 8.4-9.4 s in two processes, 11.0 s in one).
+# Audio per extra scoring process: each pays ~3 s to start (imports, models), in parallel with
+# this process, which scores from the start; at ~15-30x realtime per core (DNSMOS + the
+# speaker encoder, fp32 or bf16, bench/bench_gates.py) 2 min of clips are 4-8 s of work, so a
+# second process pays off from there.
 AUDIO_S_PER_WORKER = 120.0
+# The clips are handed out in runs of about this much audio, to whichever process is free:
+# the processes start at different times and finish together.
+CHUNK_S = 20.0
 
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
@@ -82,10 +94,16 @@ def read_clip(path: Path) -> tuple[np.ndarray, int]:
     return audio.mean(axis=1), sr
 
 
+# What an NVIDIA driver puts on a Linux host, in a GPU container, or under WSL2.
+NVIDIA_DEVICE_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/dxg")
+
+
 def resolve_device(device: str) -> str:
     if device not in ("auto", "cpu", "cuda"):
         raise StageError(f"device {device!r}: expected auto, cpu or cuda")
     if device == "auto":
+        if not any(Path(p).exists() for p in NVIDIA_DEVICE_PATHS):
+            return "cpu"  # no NVIDIA driver: known without importing torch (~1.3 s before the processes start)
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -179,37 +197,45 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], opts:
     return records, embs
 
 
-_DONE: dict = {}
+_SHARED: dict = {}
 
 
-def _init_worker(done) -> None:
-    _DONE["value"] = done
+def _init_worker(done, taken) -> None:
+    _SHARED.update(done=done, taken=taken)
 
 
-def _score_part(groups: list[tuple[Path, list[str], list[float]]], opts: ScoreOptions):
-    """Score runs of clips of one or more recordings (``(clips_dir, names, durations)`` each)."""
-    done = _DONE["value"]
+def plan_chunks(durations: list[float], chunk_s: float = CHUNK_S) -> list[tuple[int, int]]:
+    """[start, end) index ranges of consecutive clips, each about ``chunk_s`` of audio (at least one clip)."""
+    chunks, start, acc = [], 0, 0.0
+    for i, d in enumerate(durations):
+        acc += d
+        if acc >= chunk_s:
+            chunks.append((start, i + 1))
+            start, acc = i + 1, 0.0
+    if start < len(durations):
+        chunks.append((start, len(durations)))
+    return chunks
+
+
+def _score_chunks(chunks: list[list[tuple[Path, list[str], list[float]]]], opts: ScoreOptions, on_chunk=None) -> dict:
+    """Score chunks (runs of clips of one or more recordings) until none is left: {chunk index: results};
+    the next chunk's index comes from the shared counter, so every process takes the next free one."""
+    done, taken = _SHARED["done"], _SHARED["taken"]
 
     def on_clip(seconds: float) -> None:
         with done.get_lock():
             done.value += seconds
 
-    return [score_clips(d, names, durs, opts, on_clip) for d, names, durs in groups]
-
-
-def split_even(durations: list[float], parts: int) -> list[tuple[int, int]]:
-    """[start, end) index ranges of consecutive clips, ``parts`` runs of about equal audio (none empty)."""
-    parts = max(1, min(parts, len(durations)))
-    total, bounds, acc, start = sum(durations), [], 0.0, 0
-    for i, d in enumerate(durations):
-        acc += d
-        left = len(durations) - i - 1
-        need = parts - len(bounds) - 1
-        if need and (acc >= total * (len(bounds) + 1) / parts or left == need):
-            bounds.append((start, i + 1))
-            start = i + 1
-    bounds.append((start, len(durations)))
-    return bounds
+    out = {}
+    while True:
+        with taken.get_lock():
+            k = taken.value
+            taken.value += 1
+        if k >= len(chunks):
+            return out
+        out[k] = [score_clips(d, names, durs, opts, on_clip) for d, names, durs in chunks[k]]
+        if on_chunk:
+            on_chunk()
 
 
 def score_recording(clips_dir: str | os.PathLike, log, threads: int, cfg: dict) -> tuple[list[dict], np.ndarray]:
@@ -226,12 +252,13 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
 
     ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None),
     ``precision`` (auto|fp32|bf16, see resolve_precision).
-    On a CPU with ``threads`` > 1 the clips of all the recordings are split into ``threads``
-    runs of about equal audio, each scored by a process of its own with one thread (DNSMOS'
-    convolutions gain little from a second intra-op thread, a second process doubles the
-    rate), at most one process per AUDIO_S_PER_WORKER of audio (a process pays ~5 s to import
-    torch and load the models); every clip's scores are the same whichever process scored it,
-    so a recording's scores do not depend on its shard. On a GPU one process.
+    On a CPU with ``threads`` > 1 the clips of all the recordings are scored by ``threads``
+    processes with one thread each (DNSMOS' convolutions gain little from a second intra-op
+    thread, a second process doubles the rate): this one and the ones it starts, each taking
+    the next run of CHUNK_S of clips when it is free, at most one process per
+    AUDIO_S_PER_WORKER of audio (a process pays ~3 s to import torch and load the models).
+    Every clip's scores are the same whichever process scored it, so a recording's scores do
+    not depend on its shard nor on which process was first. On a GPU one process.
     """
     planned, failed = [], []
     for name, clips_dir in members:
@@ -266,18 +293,14 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
         for name, clips_dir, names, durs in planned:
             on_done(name, *score_clips(clips_dir, names, durs, opts, progress.update, log))
     else:
-        log.info("%d scoring processes, models loaded in each: %s", workers, describe_models(opts))
+        log.info("%d scoring processes (this one and %d more), models loaded in each: %s", workers, workers - 1,
+                 describe_models(opts))
         for name, records, embs in _score_in_workers(planned, opts, workers, progress):
             on_done(name, records, embs)
     elapsed = time.monotonic() - t1
     log.info("scored %d clips of %d recording(s) (%.1f s of audio) in %.1f s (%.1fx realtime)", len(durations),
              len(planned), total, elapsed, total / max(elapsed, 1e-9))
     return failed
-
-
-# numpy's BLAS (the mel filter banks' matrix products) otherwise starts a thread per core in
-# every scoring process: two processes on two cores then fight over them (~1.45x slower each)
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @contextmanager
@@ -296,38 +319,43 @@ def one_blas_thread():
 
 
 def _score_in_workers(planned, opts: ScoreOptions, workers: int, progress):
-    """(name, records, embeddings) per recording, its clips scored by ``workers`` processes."""
+    """(name, records, embeddings) per recording, its clips scored by this process and
+    ``workers`` - 1 more, each taking the next chunk of clips (CHUNK_S) when it is free."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     flat = [(i, k) for i, p in enumerate(planned) for k in range(len(p[2]))]
-    parts = split_even([planned[i][3][k] for i, k in flat], workers)
-    ctx = mp.get_context("spawn")
-    done = ctx.Value("d", 0.0)
-    jobs = []  # per part: [(recording index, first clip, last clip + 1)]
-    for a, b in parts:
+    chunks = []  # per chunk: [(clips_dir, names, durations)] of each recording it touches
+    for a, b in plan_chunks([planned[i][3][k] for i, k in flat]):
         runs: list[list[int]] = []
         for i, k in flat[a:b]:
             if runs and runs[-1][0] == i:
                 runs[-1][2] = k + 1
             else:
                 runs.append([i, k, k + 1])
-        jobs.append(runs)
-    with one_blas_thread(), ProcessPoolExecutor(len(parts), mp_context=ctx, initializer=_init_worker,
-                                                initargs=(done,)) as pool:
-        futures = [pool.submit(_score_part, [(planned[i][1], planned[i][2][x:y], planned[i][3][x:y]) for i, x, y in runs],
-                               opts) for runs in jobs]
-        reported = 0.0
-        while wait(futures, timeout=2.0).not_done:
-            if done.value > reported:
-                progress.update(done.value - reported)
-                reported = done.value
-        results = [f.result() for f in futures]
-    if done.value > reported:
-        progress.update(done.value - reported)
+        chunks.append([(i, x, y) for i, x, y in runs])
+    work = [[(planned[i][1], planned[i][2][x:y], planned[i][3][x:y]) for i, x, y in runs] for runs in chunks]
+    ctx = mp.get_context("spawn")
+    done, taken = ctx.Value("d", 0.0), ctx.Value("i", 0)
+    reported = 0.0
+
+    def pump() -> None:
+        nonlocal reported
+        if done.value > reported:
+            progress.update(done.value - reported)
+            reported = done.value
+
+    with one_blas_thread(), ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_init_worker,
+                                                initargs=(done, taken)) as pool:
+        futures = [pool.submit(_score_chunks, work, opts) for _ in range(workers - 1)]
+        _init_worker(done, taken)
+        results = _score_chunks(work, opts, pump)
+        for f in futures:
+            results.update(f.result())
+    pump()
     per_rec: dict[int, list] = {}
-    for runs, res in zip(jobs, results):
-        for (i, _, _), part in zip(runs, res):
+    for k, runs in enumerate(chunks):
+        for (i, _, _), part in zip(runs, results[k]):
             per_rec.setdefault(i, []).append(part)
     for i, (name, *_rest) in enumerate(planned):
         parts_i = per_rec[i]

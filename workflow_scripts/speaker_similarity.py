@@ -139,7 +139,8 @@ class SpeakerEncoder:
         model.eval()
         self.model, self.device, self.weights = model, torch.device(device), path
         self._preprocess = resemblyzer.preprocess_wav
-        self._mel = resemblyzer.audio.wav_to_mel_spectrogram
+        hp = resemblyzer.hparams
+        self._mel_shape = (int(SR * hp.mel_window_length / 1000), int(SR * hp.mel_window_step / 1000), hp.mel_n_channels)
         self.precision = precision
         # bf16: a copy of the network in bfloat16 (for CPUs with native bf16): ~1.9x faster, the
         # clip embeddings within cosine 0.998 of float32's (tests/test_scoring.py)
@@ -155,26 +156,28 @@ class SpeakerEncoder:
         pre = self._preprocess(wav)  # at 16 kHz already: volume + long pauses only
         if len(pre) < SR // 10:  # webrtcvad heard (almost) no voice: embed the clip as it is
             pre = wav
-        if self._bf16 is None:
-            emb = np.asarray(self.model.embed_utterance(pre), dtype=np.float32)
-        else:
-            emb = self._embed_bf16(pre)
+        emb = self._embed(pre)
         if not np.all(np.isfinite(emb)):
             return np.zeros(EMBED_DIM, np.float32)
         return emb
 
-    def _embed_bf16(self, wav: np.ndarray) -> np.ndarray:
+    def _embed(self, wav: np.ndarray) -> np.ndarray:
         """Resemblyzer's ``embed_utterance`` (its partial slices at its defaults, zero padding,
-        mel, the mean of the partials' embeddings, L2-normed) with the network in bfloat16."""
+        its mel spectrogram, the mean of the partials' embeddings, L2-normed), the mel from
+        workflow_scripts/mel.py (librosa's numbers, without importing librosa), the network
+        in bfloat16 when so configured."""
         import torch
+
+        from workflow_scripts.mel import melspectrogram
 
         wav_slices, mel_slices = self.model.compute_partial_slices(len(wav), PARTIAL_RATE, MIN_COVERAGE)
         if wav_slices[-1].stop >= len(wav):
             wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
-        mel = self._mel(wav)
-        mels = torch.from_numpy(np.array([mel[s] for s in mel_slices])).to(self.device, torch.bfloat16)
+        mel = melspectrogram(wav, SR, *self._mel_shape).astype(np.float32).T
+        network, dtype = (self.model, torch.float32) if self._bf16 is None else (self._bf16, torch.bfloat16)
+        mels = torch.from_numpy(np.array([mel[s] for s in mel_slices])).to(self.device, dtype)
         with torch.inference_mode():
-            partials = self._bf16(mels).float().cpu().numpy()
+            partials = network(mels).float().cpu().numpy()
         raw = partials.mean(axis=0)
         return (raw / np.linalg.norm(raw)).astype(np.float32)
 

@@ -30,6 +30,11 @@ only where a stream begins. Per window, the rules of the sequential decoder hold
 
 A window longer than 30 s (one Whisper pass) is decoded in pieces the same way.
 
+With ``encode_ahead`` (an executor, and a model with a second replica) each stream's next
+window is read and encoded while the current one is decoded (one window per encoder pass:
+the batches of a single stream hold one window anyway, so its text does not change; tests/
+test_stream_decode.py decodes a recording this way alone and in the processes of a shard).
+
 The per-window steps are faster-whisper's own (``get_prompt``, ``generate_with_fallback``,
 ``_split_segments_by_timestamps``, ``find_alignment``, ``add_word_timestamps``), so the
 rules stay those of the sequential decoder; they are internals of faster-whisper 1.2.1,
@@ -78,6 +83,8 @@ class _Stream:
     context: list[int] = field(default_factory=list)  # previous tokens (since the last reset)
     last_speech_s: float = 0.0  # stem time of the stream's last word end (faster-whisper's word rules)
     features: np.ndarray | None = None  # the current window's log-mel frames (computed once)
+    encoded: object = None  # its first piece's encoder output, when encoded ahead
+    ahead: dict = field(default_factory=dict)  # window index -> future (features, encoder output)
     seek: int = 0  # how far into the current window decoding has got (frames)
     pieces: list = field(default_factory=list)  # the current window's decoded pieces
 
@@ -132,14 +139,17 @@ class _Aligned:
 
 def decode_streams(model, streams: list[list], read: Callable[[object], np.ndarray], languages: list[str | None], *,
                    beam_size: int, batch_size: int, condition_on_previous_text: bool, seed: int,
-                   on_window: Callable[[int, int, WindowText], None]) -> None:
+                   on_window: Callable[[int, int, WindowText], None], encode_ahead=None) -> None:
     """Decode every stream's windows in order, up to ``batch_size`` streams per step.
 
     A window is any object with ``.start`` (stem seconds, where its audio begins);
     ``read(window)`` gives its 16 kHz mono float32 audio;
     ``languages[k]``: stream k's language, None to detect it per window with a
     multilingual model (an English-only model decodes English);
-    ``on_window(stream, index, result)`` is called as each window is decoded.
+    ``on_window(stream, index, result)`` is called as each window is decoded;
+    ``encode_ahead``: an executor (one thread) that reads and encodes each stream's next
+    window while this thread decodes, for a model with a second replica (a process that
+    has a core to spare: the encoder pass then costs no time of its own).
     """
     from faster_whisper.tokenizer import Tokenizer
 
@@ -158,14 +168,37 @@ def decode_streams(model, streams: list[list], read: Callable[[object], np.ndarr
             groups.setdefault(key, []).append(k)
         for (length, _), members in sorted(groups.items()):
             _decode_group(model, tokenizer, options, [state[k] for k in members], members, length, read, sr,
-                          condition_on_previous_text, seed, on_window)
+                          condition_on_previous_text, seed, on_window, encode_ahead)
 
 
 def _piece_frames(model, s: _Stream, read) -> int:
     """Frames of the stream's next piece (its window's frames computed once, here)."""
     if s.features is None:  # a window's frames are computed once, and a piece is a slice of them, as
-        s.features = model.feature_extractor(read(s.windows[s.done]))  # the sequential decoder does
+        if s.done in s.ahead:  # the sequential decoder does
+            s.features, s.encoded = s.ahead.pop(s.done).result()
+        else:
+            s.features = model.feature_extractor(read(s.windows[s.done]))
     return min(model.feature_extractor.nb_max_frames, s.features.shape[-1] - 1 - s.seek)
+
+
+def _first_piece(model, window, read):
+    """(log-mel frames, encoder output of the first piece) of a window."""
+    from faster_whisper.audio import pad_or_trim
+
+    features = model.feature_extractor(read(window))
+    frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)
+    return features, model.encode(pad_or_trim(features[:, :frames], encoder_frames(frames))[None])
+
+
+def _encoder_output(model, streams: list[_Stream], features: np.ndarray):
+    """The batch's encoder output: the pieces encoded ahead joined, or one pass now."""
+    if not all(s.encoded is not None and s.seek == 0 for s in streams):
+        return model.encode(features)
+    if len(streams) == 1:
+        return streams[0].encoded
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.concatenate([np.asarray(s.encoded) for s in streams]))
 
 
 def encoder_frames(frames: int) -> int:
@@ -183,7 +216,7 @@ def context_length(available: int) -> int:
 
 
 def _decode_group(model, tokenizer, options, streams: list[_Stream], ids: list[int], length: int, read, sr: int,
-                  condition_on_previous_text: bool, seed: int, on_window) -> None:
+                  condition_on_previous_text: bool, seed: int, on_window, encode_ahead=None) -> None:
     """The next piece of each of ``streams``' current window, all prompted with ``length``
     context tokens."""
     from faster_whisper.audio import pad_or_trim
@@ -194,7 +227,11 @@ def _decode_group(model, tokenizer, options, streams: list[_Stream], ids: list[i
     encoder_length = encoder_frames(frames[0])  # the same for the whole group
     features = np.stack([pad_or_trim(s.features[:, s.seek : s.seek + n], encoder_length)
                          for s, n in zip(streams, frames)])
-    encoded = model.encode(features)
+    encoded = _encoder_output(model, streams, features)
+    for s in streams:
+        s.encoded = None
+        if encode_ahead is not None and s.seek == 0 and s.done + 1 < len(s.windows):
+            s.ahead[s.done + 1] = encode_ahead.submit(_first_piece, model, s.windows[s.done + 1], read)
     langs = [s.language for s in streams]
     if None in langs:
         detected = model.model.detect_language(encoded)

@@ -14,7 +14,10 @@ about one core busy, and the Python around it (features, word rules) runs in one
 A recording gets one stream per ``STREAM_MIN_WINDOWS`` windows, at most ``batch_size`` x
 processes: a stream's first window is decoded without context, so a recording is split only
 where it is long enough for that loss to be small (a 2-minute recording is one stream; a
-20-minute one, twelve), and each process still has a full batch of streams.
+20-minute one, twelve), and each process still has a full batch of streams. A shard of one
+stream is decoded in this process, the model loaded with a second replica that reads and
+encodes the stream's next window while the first runs the beam search (which keeps one core
+busy): the cores the other processes would have had are not left idle.
 """
 from __future__ import annotations
 
@@ -88,11 +91,22 @@ def decode_recordings(spec, jobs: list[RecordingJob], opts: StreamOptions, worke
     """Decode every job's windows, filling each job's ``blocks`` (or ``error``): in this
     process, or split by stream across ``workers`` processes (each loads the model once)."""
     streams = plan_streams(jobs, opts.batch_size * max(1, workers))
-    if workers <= 1 or len(streams) <= 1:
+    if workers <= 1:
         from workflow_scripts.whisper_loading import load_whisper
 
         model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log)[0]
         results = [decode_streams_of(model, jobs, streams, opts, progress.update)]
+    elif len(streams) <= 1:
+        # one stream (a short recording) keeps one core busy with its beam searches: a second
+        # replica of the model encodes each next window on a core of the processes not started
+        from concurrent.futures import ThreadPoolExecutor
+
+        from workflow_scripts.whisper_loading import load_whisper
+
+        model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log, replicas=2)[0]
+        log.info("one stream: decoded in this process, the next window encoded ahead by a second replica")
+        with ThreadPoolExecutor(1) as ahead:
+            results = [decode_streams_of(model, jobs, streams, opts, progress.update, ahead)]
     else:
         results = _in_workers(spec, jobs, streams, opts, workers, progress)
     for blocks, errors in results:
@@ -141,8 +155,10 @@ def _run_share(jobs, streams, opts):
     return decode_streams_of(_WORKER["model"], jobs, streams, opts, on_progress)
 
 
-def decode_streams_of(model, jobs: list[RecordingJob], streams: list[list[_Item]], opts: StreamOptions, on_progress):
-    """Decode ``streams`` with ``model``: ({(job, window index): DecodedBlock}, {job: StageError})."""
+def decode_streams_of(model, jobs: list[RecordingJob], streams: list[list[_Item]], opts: StreamOptions, on_progress,
+                      encode_ahead=None):
+    """Decode ``streams`` with ``model``: ({(job, window index): DecodedBlock}, {job: StageError})
+    (``encode_ahead``: see stream_decode.decode_streams)."""
     from workflow_scripts.longform_decode import detect_clip_languages
     from workflow_scripts.transcription import read_stem
 
@@ -172,7 +188,7 @@ def decode_streams_of(model, jobs: list[RecordingJob], streams: list[list[_Item]
 
     decode_streams(model, streams, read, [jobs[s[0].job].language for s in streams], beam_size=opts.beam_size,
                    batch_size=opts.batch_size, condition_on_previous_text=opts.condition_on_previous_text,
-                   seed=opts.seed, on_window=on_window)
+                   seed=opts.seed, on_window=on_window, encode_ahead=encode_ahead)
     return blocks, errors
 
 

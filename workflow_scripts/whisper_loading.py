@@ -46,17 +46,20 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
     return device, compute_type
 
 
-def load_whisper(model: str, device: str, compute_type: str, threads: int, log):
+def load_whisper(model: str, device: str, compute_type: str, threads: int, log, replicas: int = 1):
     """(faster_whisper.WhisperModel, model label, device). Both backends decode with it: the
     windows come from our own segmentation, so WhisperX's VAD pipeline would load a model
-    that nothing uses; WhisperX contributes the word alignment (Aligner)."""
+    that nothing uses; WhisperX contributes the word alignment (Aligner). ``replicas``:
+    copies of the model that run calls from different threads at once, ``threads`` each."""
     from faster_whisper import WhisperModel
 
     model_arg, label = resolve_model(model)
     device, compute_type = resolve_device(device, compute_type)
-    log.info("loading Whisper model %s on %s (%s, %d threads)", model_arg, device, compute_type, threads)
+    log.info("loading Whisper model %s on %s (%s, %d threads%s)", model_arg, device, compute_type, threads,
+             f", {replicas} replicas" if replicas > 1 else "")
     try:
-        return WhisperModel(model_arg, device=device, compute_type=compute_type, cpu_threads=threads), label, device
+        return WhisperModel(model_arg, device=device, compute_type=compute_type, cpu_threads=threads,
+                            num_workers=replicas), label, device
     except Exception as exc:
         raise StageError(f"{model}: cannot load Whisper model ({type(exc).__name__}: {exc})") from exc
 
