@@ -40,11 +40,10 @@ from pathlib import Path
 # numpy's BLAS (the mel filter banks' matrix products) otherwise starts a thread per core in
 # every scoring process: two processes on two cores then fight over them (~1.45x slower each).
 # This process scores clips beside the ones it starts, so it takes one BLAS thread too (read
-# when numpy loads, hence before the import).
+# when numpy loads, hence before the import; Snakemake sets them to the job's threads).
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 if "snakemake" in globals() or __name__ == "__main__":
-    for _var in BLAS_THREAD_VARS:
-        os.environ.setdefault(_var, "1")
+    os.environ.update({_var: "1" for _var in BLAS_THREAD_VARS})
 
 import numpy as np  # noqa: E402
 
