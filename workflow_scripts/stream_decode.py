@@ -84,7 +84,7 @@ class _Stream:
     last_speech_s: float = 0.0  # stem time of the stream's last word end (faster-whisper's word rules)
     features: np.ndarray | None = None  # the current window's log-mel frames (computed once)
     encoded: object = None  # its first piece's encoder output, when encoded ahead
-    ahead: dict = field(default_factory=dict)  # window index -> future (features, encoder output)
+    ahead: object = None  # future (features, encoder output) of the next window, when encoded ahead
     seek: int = 0  # how far into the current window decoding has got (frames)
     pieces: list = field(default_factory=list)  # the current window's decoded pieces
 
@@ -174,20 +174,25 @@ def decode_streams(model, streams: list[list], read: Callable[[object], np.ndarr
 def _piece_frames(model, s: _Stream, read) -> int:
     """Frames of the stream's next piece (its window's frames computed once, here)."""
     if s.features is None:  # a window's frames are computed once, and a piece is a slice of them, as
-        if s.done in s.ahead:  # the sequential decoder does
-            s.features, s.encoded = s.ahead.pop(s.done).result()
+        if s.ahead is not None:  # the sequential decoder does
+            (s.features, s.encoded), s.ahead = s.ahead.result(), None
         else:
             s.features = model.feature_extractor(read(s.windows[s.done]))
     return min(model.feature_extractor.nb_max_frames, s.features.shape[-1] - 1 - s.seek)
 
 
-def _first_piece(model, window, read):
-    """(log-mel frames, encoder output of the first piece) of a window."""
+def _piece_input(model, features: np.ndarray, seek: int) -> np.ndarray:
+    """The encoder input of the piece from ``seek``: its frames padded to encoder_frames."""
     from faster_whisper.audio import pad_or_trim
 
+    frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1 - seek)
+    return pad_or_trim(features[:, seek : seek + frames], encoder_frames(frames))
+
+
+def _first_piece(model, window, read):
+    """(log-mel frames, encoder output of the first piece) of a window."""
     features = model.feature_extractor(read(window))
-    frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)
-    return features, model.encode(pad_or_trim(features[:, :frames], encoder_frames(frames))[None])
+    return features, model.encode(_piece_input(model, features, 0)[None])
 
 
 def _encoder_output(model, streams: list[_Stream], features: np.ndarray):
@@ -219,19 +224,17 @@ def _decode_group(model, tokenizer, options, streams: list[_Stream], ids: list[i
                   condition_on_previous_text: bool, seed: int, on_window, encode_ahead=None) -> None:
     """The next piece of each of ``streams``' current window, all prompted with ``length``
     context tokens."""
-    from faster_whisper.audio import pad_or_trim
     from faster_whisper.transcribe import get_compression_ratio
 
     content = [s.features.shape[-1] - 1 for s in streams]
     frames = [_piece_frames(model, s, read) for s in streams]
-    encoder_length = encoder_frames(frames[0])  # the same for the whole group
-    features = np.stack([pad_or_trim(s.features[:, s.seek : s.seek + n], encoder_length)
-                         for s, n in zip(streams, frames)])
+    # one encoder length for the whole group (it is part of the group's key)
+    features = np.stack([_piece_input(model, s.features, s.seek) for s in streams])
     encoded = _encoder_output(model, streams, features)
     for s in streams:
         s.encoded = None
         if encode_ahead is not None and s.seek == 0 and s.done + 1 < len(s.windows):
-            s.ahead[s.done + 1] = encode_ahead.submit(_first_piece, model, s.windows[s.done + 1], read)
+            s.ahead = encode_ahead.submit(_first_piece, model, s.windows[s.done + 1], read)
     langs = [s.language for s in streams]
     if None in langs:
         detected = model.model.detect_language(encoded)

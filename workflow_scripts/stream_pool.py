@@ -91,21 +91,19 @@ def decode_recordings(spec, jobs: list[RecordingJob], opts: StreamOptions, worke
     """Decode every job's windows, filling each job's ``blocks`` (or ``error``): in this
     process, or split by stream across ``workers`` processes (each loads the model once)."""
     streams = plan_streams(jobs, opts.batch_size * max(1, workers))
-    if workers <= 1:
-        from workflow_scripts.whisper_loading import load_whisper
-
-        model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log)[0]
-        results = [decode_streams_of(model, jobs, streams, opts, progress.update)]
-    elif len(streams) <= 1:
-        # one stream (a short recording) keeps one core busy with its beam searches: a second
-        # replica of the model encodes each next window on a core of the processes not started
+    if workers <= 1 or len(streams) <= 1:
+        import contextlib
         from concurrent.futures import ThreadPoolExecutor
 
         from workflow_scripts.whisper_loading import load_whisper
 
-        model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log, replicas=2)[0]
-        log.info("one stream: decoded in this process, the next window encoded ahead by a second replica")
-        with ThreadPoolExecutor(1) as ahead:
+        # one stream (a short recording) keeps one core busy with its beam searches: a second
+        # replica of the model encodes each next window on a core of the processes not started
+        spare = workers > 1
+        model = load_whisper(spec.model, spec.device, spec.compute_type, spec.threads, log, replicas=1 + spare)[0]
+        if spare:
+            log.info("one stream: decoded in this process, the next window encoded ahead by a second replica")
+        with ThreadPoolExecutor(1) if spare else contextlib.nullcontext() as ahead:
             results = [decode_streams_of(model, jobs, streams, opts, progress.update, ahead)]
     else:
         results = _in_workers(spec, jobs, streams, opts, workers, progress)
