@@ -3,7 +3,9 @@ travel with the clips into rejected.tsv, transcripts.tsv, the review page and th
 
 Input (tests/gate_recordings.py, all real speech): a talk where Debian's Asterisk voice (the
 target) alternates with Piper's joe (a man) and June (another woman, the same studio chain),
-plus the target under real HF-radio noise at 0 dB SNR. Workflow: ingest → clips →
+plus the target under real HF-radio noise at 0 dB SNR; in half the rounds joe answers the
+target after a short pause, and preprocess joins the two voices into one clip, which the
+speaker gate must reject. Workflow: ingest → clips →
 score_clips + transcribe (faster-whisper, tiny.en) → metadata.csv; first without a speaker
 reference (the dominant voice wins), then with three other target prompts as the reference,
 which reruns only the reference and the gate.
@@ -52,13 +54,15 @@ def clip_voice(clip: dict, truth: list) -> str | None:
 
 
 def speaker_scores(out, truth) -> tuple[float, float, int]:
-    """(precision, recall, clips judged) of the speaker gate's target decision on the talk."""
+    """(precision, recall, clips judged) of the speaker gate's target decision on the talk;
+    a clip that holds two voices is never kept."""
     clips = {c["clip"]: c for c in read_tsv(out / "processed" / "talk" / "clips" / "clips.tsv")}
     rows = [r for r in read_tsv(out / "transcripts.tsv") if r["recording"] == "talk"]
     tp = fp = fn = judged = 0
     for r in rows:
         voice = clip_voice(clips[r["clip"]], truth)
         if voice is None:
+            assert r["keep"] == "0" and "other_speaker" in r["reasons"], r
             continue
         judged += 1
         target = not re.search(r"(^|;)(other_speaker|no_voice)", r["reasons"])
@@ -84,7 +88,7 @@ def test_dominant_voice_and_clean_audio_only(run, recordings):
     out = run / "out"
     truth = json.loads((recordings / "src" / "truth.json").read_text())["talk"]
     p, r, judged = speaker_scores(out, truth)
-    assert judged >= 30 and p >= MIN_PRECISION and r >= MIN_RECALL, (p, r, judged)
+    assert judged >= 20 and p >= MIN_PRECISION and r >= MIN_RECALL, (p, r, judged)
     summary = json.loads((out / "transcription_summary.json").read_text())
     spk = summary["speakers"]
     assert spk["mode"] == "dominant" and spk["recordings"]["talk"]["voices_found"] >= 2
@@ -99,6 +103,7 @@ def test_dominant_voice_and_clean_audio_only(run, recordings):
     assert all(line.split("|")[3] == "asterisk" for line in metadata)
     rejected = (out / "rejected.tsv").read_text("utf-8")
     assert "other_speaker:sim=" in rejected and "low_dnsmos_" in rejected
+    assert "other_speaker:part_sim=" in rejected  # joe's turn joined to the target's phrase
     page = (out / "review" / "index.html").read_text("utf-8")
     assert '"speaker_sim":' in page and '"ovrl":' in page and "audio quality (DNSMOS OVRL)" in page
     for fig in ("audio_quality.png", "speakers.png"):
@@ -119,7 +124,7 @@ def test_reference_reruns_only_the_gate(run, recordings):
     run_snakemake(wd, check=True)
     truth = json.loads((recordings / "src" / "truth.json").read_text())["talk"]
     p, r, judged = speaker_scores(out, truth)
-    assert judged >= 30 and p >= MIN_PRECISION and r >= MIN_RECALL, (p, r, judged)
+    assert judged >= 20 and p >= MIN_PRECISION and r >= MIN_RECALL, (p, r, judged)
     summary = json.loads((out / "transcription_summary.json").read_text())
     assert summary["speakers"]["mode"] == "reference"
     info = json.loads((out / "speaker" / "reference.json").read_text())

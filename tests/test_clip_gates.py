@@ -59,6 +59,22 @@ def test_reference_picks_the_smaller_voice():
     assert np.array_equal(target, ~truth) and d.mode == "reference" and d.target_voice == "voice_2"
 
 
+def test_a_joined_clip_is_the_target_only_if_every_part_is():
+    e, _ = voices(12, 5)
+    a_part, b_part = e[0], e[12]
+    parts = [None] * len(e)
+    parts[1] = np.stack([a_part, e[2]])  # two phrases of the target
+    parts[3] = np.stack([a_part, b_part])  # the target, then a turn of the other voice
+    parts[4] = np.stack([a_part, np.zeros(256, np.float32)])  # a part without voice is not judged
+    d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts)
+    assert d.reasons[1] == [] and d.reasons[4] == []
+    assert d.reasons[3][0].startswith("other_speaker:part_sim=") and d.similarity[3] >= 0.8  # the whole passes
+    assert d.voice[3] == "voice_1"  # the voices are the whole clips' clusters
+    plain = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None)
+    assert plain.reasons[3] == [] and [r for i, r in enumerate(d.reasons) if i != 3] == \
+        [r for i, r in enumerate(plain.reasons) if i != 3]
+
+
 def test_no_voice_rows_and_the_gate_switched_off():
     e, _ = voices(4, 0)
     e = np.vstack([e, np.zeros((1, 256), np.float32)])

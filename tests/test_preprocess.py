@@ -71,6 +71,26 @@ def test_no_merge_over_max_or_across_gaps():
     assert len(merge_short_neighbours(pieces, r, PreprocessParams(min_clip_s=1.0, pad_s=0.1))) == 2
 
 
+def test_short_phrases_join_shortest_first_up_to_the_target():
+    r = 1000
+    p = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=0.4, pad_s=0.1, join_under_s=5.0)
+    # three 2 s phrases 0.2 s apart: one clip of all three (the first pair is still under 5 s)
+    pieces = [P(0, 2200, 100, 2100, "a"), P(2200, 4400, 2300, 4300, "b"), P(4400, 6600, 4500, 6500, "c")]
+    assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b", "c"]]
+    # a 2 s phrase between a 4 s and an 8 s one joins the shorter; the 6 s result is long enough
+    pieces = [P(0, 4200, 100, 4100, "a"), P(4200, 6400, 4300, 6300, "b"), P(6400, 14600, 6500, 14500, "c")]
+    assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b"], ["c"]]
+    # the shortest goes first: c (1 s) takes b (3 s), then a (3 s) finds a+b+c over max 7 s;
+    # left to right, a would have taken b and left c alone
+    p7 = PreprocessParams(min_clip_s=1.0, max_clip_s=7.0, merge_gap_s=0.4, pad_s=0.1, join_under_s=5.0)
+    pieces = [P(0, 3200, 100, 3100, "a"), P(3200, 6400, 3300, 6300, "b"), P(6400, 7600, 6500, 7500, "c")]
+    assert [x.sources for x in merge_short_neighbours(pieces, r, p7)] == [["a"], ["b", "c"]]
+    # join_under_s 0: only pieces under min_clip_s join
+    p0 = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=0.4, pad_s=0.1, join_under_s=0.0)
+    pieces = [P(0, 2200, 100, 2100, "a"), P(2200, 4400, 2300, 4300, "b")]
+    assert len(merge_short_neighbours(pieces, r, p0)) == 2
+
+
 def test_recording_end_to_end(tmp_path):
     pattern = [("silence", 0.5), ("speech", 3.0), ("silence", 0.7), ("speech", 0.4), ("silence", 0.55),
                ("speech", 0.5), ("silence", 0.8), ("speech", 13.0), ("silence", 1.0), ("speech", 0.3), ("silence", 1.0)]
@@ -88,6 +108,10 @@ def test_recording_end_to_end(tmp_path):
         assert p.min_clip_s <= len(x) / sr <= p.max_clip_s
         assert np.max(np.abs(x)) < 0.999
     assert any("+" in r["segments"] for r in rows)  # the 0.4 s + 0.5 s pair merged
+    for r in rows:  # where each joined segment begins, inside the clip
+        joins = [float(x) for x in r["joins_s"].split(";") if x]
+        assert len(joins) == r["segments"].count("+")
+        assert all(0 < t < float(r["duration_s"]) for t in joins) and joins == sorted(joins)
     assert [d[1] for d in dropped] == ["too_short"]  # the lone 0.3 s burst
     assert (tmp_path / "clips" / "clips.tsv").exists()
     assert not list(tmp_path.glob(".*tmp*"))

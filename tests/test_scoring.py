@@ -128,6 +128,31 @@ def test_speaker_gate_target_among_other_real_voices(py, fixtures, tmp_path):
     # the same clips give the same embeddings (deterministic on CPU)
     _, ref2, _ = run_stage(py, fixtures / "reference" / "clips", tmp_path / "again", "--max-windows", "1")
     assert np.allclose(ref_emb, ref2, atol=1e-5)
+    # clips joined from two phrases (preprocess's joins_s): the target twice, or the target then
+    # joe (a man); each part is embedded, and the gate keeps only the clips whose parts all are
+    # the target's
+    import soundfile as sf
+
+    from workflow_scripts import clip_gates as cg
+
+    names = [r["clip"] for r in records]
+    target, other = [n for n in names if n.startswith("T_")], [n for n in names if n.startswith("joe_")]
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    rows, mixed = [], []
+    for k in range(8):
+        first, second = target[k], (other[k] if k % 2 else target[k + 8])
+        a, sr = sf.read(fixtures / "speakers" / "clips" / first, dtype="int16")
+        b, _ = sf.read(fixtures / "speakers" / "clips" / second, dtype="int16")
+        sf.write(joined / f"j{k}.wav", np.concatenate([a, b]), sr, subtype="PCM_16")
+        rows.append(f"j{k}.wav\t{(len(a) + len(b)) / sr:.3f}\t{len(a) / sr:.3f}")
+        mixed.append(bool(k % 2))
+    (joined / "clips.tsv").write_text("clip\tduration_s\tjoins_s\n" + "\n".join(rows) + "\n")
+    jrec, jemb, _ = run_stage(py, joined, tmp_path / "joined_out", "--max-windows", "1")
+    assert all(len(r["part_embeddings"]) == 2 for r in jrec)
+    parts = cg.read_scores(tmp_path / "joined_out" / "scores.jsonl", tmp_path / "joined_out" / "embeddings.npy").parts
+    d = cg.decide_speakers(jemb, sfx.config_section("speaker_gate"), ref, [parts[r["clip"]] for r in jrec])
+    assert [bool(x) for x in d.reasons] == mixed, d.similarity
 
 
 def test_dnsmos_equals_speechmos_and_wrong_weights_fail(py, tmp_path):

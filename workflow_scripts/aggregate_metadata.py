@@ -138,7 +138,7 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": "", "recordings": {}}
     embeddings = np.stack([r["embedding"] for r in rows])
-    decision = decide_speakers(embeddings, gates.speaker, gates.reference)
+    decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows])
     coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])
@@ -193,6 +193,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                     raise StageError(f"{jsonl}: clip {clip} has no scores (score_clips output of {rec} is stale)")
                 row["dnsmos"] = scores.records[clip]["dnsmos"]
                 row["embedding"] = scores.embeddings[clip]
+                row["part_embeddings"] = scores.parts.get(clip)
                 extra = quality_reasons(row["dnsmos"], audio_gates.quality)
                 row["reasons"] = [*row["reasons"], *extra]
                 row["keep"] = row["keep"] and not extra

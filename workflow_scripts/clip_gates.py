@@ -11,7 +11,15 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   size: ``voice_1`` is the largest). The target is the reference's mean embedding when
   reference files are given, else the largest cluster's centroid; a clip whose cosine to
   the target is under ``min_similarity`` is rejected as ``other_speaker:sim=<s><<min>``, a clip
-  in which the encoder found no voice as ``no_voice``.
+  in which the encoder found no voice as ``no_voice``. A clip joined from several segments
+  (preprocess joins short phrases) is also rejected when a voiced part is under
+  ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), so a turn of
+  a clearly different voice joined to a phrase of the target does not pass on the target's
+  share. The bar is lower than the whole clip's because a 2 s part's embedding is noisier: the
+  target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav`` against its
+  centroid, the Asterisk voice against a 3-prompt reference), a man's turns 0.46-0.51; another
+  woman recorded on the same studio chain scored 0.65-0.75, which the part check cannot tell
+  from the target (tests/test_audio_gates_e2e.py, tests/test_scoring.py).
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ class ClipScores:
 
     records: dict[str, dict]
     embeddings: dict[str, np.ndarray]
+    parts: dict[str, np.ndarray]  # a joined clip's part embeddings (k x EMBED_DIM); absent otherwise
 
 
 def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
@@ -47,7 +56,14 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
         raise StageError(f"{embeddings_npy}: cannot read ({exc})") from exc
     if emb.shape != (len(records), EMBED_DIM):
         raise StageError(f"{embeddings_npy}: shape {emb.shape}, expected ({len(records)}, {EMBED_DIM}) for {path}")
-    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)})
+    parts = {}
+    for r in records:
+        if r.get("part_embeddings"):
+            part = np.asarray(r["part_embeddings"], dtype=np.float32)
+            if part.ndim != 2 or part.shape[1] != EMBED_DIM:
+                raise StageError(f"{path}: clip {r['clip']}: part_embeddings of shape {part.shape}, expected (k, {EMBED_DIM})")
+            parts[r["clip"]] = part
+    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts)
 
 
 def quality_reasons(dnsmos: dict | None, quality_cfg: dict) -> list[str]:
@@ -68,8 +84,11 @@ class SpeakerDecision:
     mode: str  # "reference" or "dominant"
 
 
-def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None) -> SpeakerDecision:
-    """Voices and the target decision for every row of ``embeddings`` (all recordings' clips)."""
+def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None,
+                    parts: list[np.ndarray | None] | None = None) -> SpeakerDecision:
+    """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
+    ``parts[i]``: row i's part embeddings when it is a joined clip (None otherwise), each
+    voiced one checked against ``min_part_similarity``."""
     e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
     voiced = np.linalg.norm(e, axis=1) > 0
     n = len(e)
@@ -81,7 +100,13 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
         voice[i] = f"voice_{labels[i] + 1}"
     target = reference if reference is not None else centroid
     sims = np.where(voiced, np.atleast_1d(similarity(e, target)), 0.0)
-    min_sim = gate_cfg["min_similarity"]
+    part_sims = np.ones(n)
+    for i, part in enumerate(parts or []):
+        part = np.asarray(part if part is not None else np.zeros((0, EMBED_DIM)), dtype=np.float32).reshape(-1, EMBED_DIM)
+        part = part[np.linalg.norm(part, axis=1) > 0]
+        if len(part):
+            part_sims[i] = float(np.min(np.atleast_1d(similarity(part, target))))
+    min_sim, min_part = gate_cfg["min_similarity"], gate_cfg["min_part_similarity"]
     reasons = []
     for i in range(n):
         if not gate_cfg["enabled"]:
@@ -90,6 +115,8 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
             reasons.append(["no_voice"])
         elif sims[i] < min_sim:
             reasons.append([f"other_speaker:sim={sims[i]:.2f}<{min_sim:g}"])
+        elif part_sims[i] < min_part:
+            reasons.append([f"other_speaker:part_sim={part_sims[i]:.2f}<{min_part:g}"])
         else:
             reasons.append([])
     on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]

@@ -10,7 +10,10 @@ atomically; rows in ``clips.tsv`` order):
        "dnsmos": {"sig": 3.51, "bak": 4.02, "ovrl": 3.24, "p808": 3.97}, "voiced": true}
 
   (``dnsmos`` null when quality.enabled is false, its values None for a clip under 10 ms;
-  ``voiced`` false when the speaker encoder found no voice: its embedding row is then zeros)
+  ``voiced`` false when the speaker encoder found no voice: its embedding row is then zeros;
+  a clip joined from several segments, ``joins_s`` in clips.tsv, also has
+  ``part_embeddings``: the embedding of each part of at least MIN_PART_S (1 s), 5 decimals,
+  so the speaker gate can check every part's voice)
 * ``embeddings.npy``: float32 array (clips x 256), L2-normed Resemblyzer embeddings.
 
 Both models are loaded once per process (workflow_scripts/audio_quality.py,
@@ -62,6 +65,9 @@ AUDIO_S_PER_WORKER = 120.0
 # The clips are handed out in runs of about this much audio, to whichever process is free:
 # the processes start at different times and finish together.
 CHUNK_S = 20.0
+# Parts of a joined clip shorter than this are not embedded: under one of the encoder's 1.6 s
+# partials an embedding says little about the voice.
+MIN_PART_S = 1.0
 
 
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
@@ -71,6 +77,19 @@ def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
         if not (Path(clips_dir) / name).is_file():
             raise StageError(f"{Path(clips_dir) / name}: listed in clips.tsv but missing")
     return names
+
+
+def read_clip_joins(clips_dir: str | os.PathLike) -> dict[str, list[float]]:
+    """Per clip of ``clips_dir/clips.tsv``: the seconds into it where each joined segment after
+    the first begins (its ``joins_s`` column; [] for a clip of one segment or an older table)."""
+    return {row["clip"]: [float(x) for x in (row.get("joins_s") or "").split(";") if x]
+            for row in read_clips_table(clips_dir) if row.get("clip")}
+
+
+def split_at(audio: np.ndarray, sr: int, joins: list[float]) -> list[np.ndarray]:
+    """``audio`` cut at the ``joins`` (seconds): the clip's parts, in order."""
+    cuts = [min(max(int(round(t * sr)), 0), len(audio)) for t in joins]
+    return [part for part in np.split(audio, cuts) if len(part)]
 
 
 def clip_seconds(path: Path) -> float:
@@ -184,13 +203,19 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], opts:
     from workflow_scripts.audio_quality import SR, to_16k
 
     models = _load_models(opts, log)
+    joins = read_clip_joins(clips_dir)
     records, embs = [], np.zeros((len(names), EMBED_DIM), np.float32)
     for i, (name, dur) in enumerate(zip(names, durations)):
         audio, sr = read_clip(clips_dir / name)
         a16 = to_16k(audio, sr)
         scores = models["dnsmos"].score(a16, SR) if models["dnsmos"] else None
         embs[i] = models["encoder"].embed(a16, SR)
-        records.append({"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))})
+        record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
+        if joins.get(name):  # a clip of joined segments: each part's voice too (the speaker gate checks them)
+            parts = [models["encoder"].embed(part, SR) for part in split_at(a16, SR, joins[name])
+                     if len(part) >= MIN_PART_S * SR]
+            record["part_embeddings"] = [[round(float(x), 5) for x in e] for e in parts]
+        records.append(record)
         if on_clip:
             on_clip(dur)
     return records, embs
