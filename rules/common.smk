@@ -428,7 +428,15 @@ def quality_gate_params():
 
 def speaker_gate_params():
     g = config["speaker_gate"]
-    return {k: g[k] for k in ("enabled", "min_similarity", "min_part_similarity", "cluster_threshold")}
+    return {
+        k: g[k]
+        for k in (
+            "enabled",
+            "min_similarity",
+            "min_part_similarity",
+            "cluster_threshold",
+        )
+    }
 
 
 # --- report and review (rules/report.smk) -------------------------------------------------

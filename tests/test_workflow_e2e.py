@@ -55,7 +55,7 @@ def test_first_run_keeps_going_past_a_broken_file(workspace):
     assert not (wd / "out" / "processed" / "broken" / "audio.wav").exists()
     for d in clip_dirs:
         clips = sorted(d.glob("*.wav"))
-        assert len(clips) >= 5
+        assert len(clips) >= 2
         for c in clips:
             info = sf.info(c)
             assert info.samplerate == 22050 and info.channels == 1 and info.subtype == "PCM_16"
@@ -72,7 +72,7 @@ def test_rerun_after_removing_broken_does_only_the_summary(workspace):
     assert pending_jobs(wd) == {"summary": 1, "all": 1}
     run_snakemake(wd, check=True)
     summary = json.loads((wd / "out" / "summary.json").read_text())
-    assert summary["recordings"] == 2 and summary["clips"] >= 10
+    assert summary["recordings"] == 2 and summary["clips"] >= 5
     assert pending_jobs(wd) == {}  # a second run does nothing
 
 
