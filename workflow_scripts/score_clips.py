@@ -57,10 +57,11 @@ from workflow_scripts.audio_quality import PRECISIONS  # noqa: E402  (numpy only
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
-# Audio per extra scoring process: each pays ~3 s to start (imports, models), in parallel with
-# this process, which scores from the start; at ~15-30x realtime per core (DNSMOS + the
-# speaker encoder, fp32 or bf16, bench/bench_gates.py) 2 min of clips are 4-8 s of work, so a
-# second process pays off from there.
+# Audio per extra scoring process: each pays ~2-3 s to start (imports, models), in parallel
+# with this process, which scores from the start. At 15-30x realtime per core (fp32) 2 min of
+# clips are 4-8 s of work; in bf16 on a CPU with AMX ~100x, and a second process still pays
+# off from there, barely (the 168 s of clips of bench_dataset's read: 3.6 s against 3.9 s;
+# its 1141 s of long: 9.4 s against 14.9 s).
 AUDIO_S_PER_WORKER = 120.0
 # The clips are handed out in runs of about this much audio, to whichever process is free:
 # the processes start at different times and finish together.
