@@ -102,10 +102,12 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
     sims = np.where(voiced, np.atleast_1d(similarity(e, target)), 0.0)
     part_sims = np.ones(n)
     for i, part in enumerate(parts or []):
-        part = np.asarray(part if part is not None else np.zeros((0, EMBED_DIM)), dtype=np.float32).reshape(-1, EMBED_DIM)
+        if part is None:
+            continue
+        part = np.asarray(part, dtype=np.float32).reshape(-1, EMBED_DIM)
         part = part[np.linalg.norm(part, axis=1) > 0]
         if len(part):
-            part_sims[i] = float(np.min(np.atleast_1d(similarity(part, target))))
+            part_sims[i] = float(np.min(similarity(part, target)))
     min_sim, min_part = gate_cfg["min_similarity"], gate_cfg["min_part_similarity"]
     reasons = []
     for i in range(n):

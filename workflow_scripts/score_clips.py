@@ -71,20 +71,20 @@ CHUNK_S = 20.0
 MIN_PART_S = 1.0
 
 
+def read_clip_list(clips_dir: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
+    """The ``clip`` column of ``clips_dir/clips.tsv``, in order, and per clip the seconds into
+    it where each joined segment after the first begins (``joins_s``; [] for a clip of one
+    segment or an older table)."""
+    rows = [row for row in read_clips_table(clips_dir) if row.get("clip")]
+    for row in rows:
+        if not (Path(clips_dir) / row["clip"]).is_file():
+            raise StageError(f"{Path(clips_dir) / row['clip']}: listed in clips.tsv but missing")
+    return [r["clip"] for r in rows], [[float(x) for x in (r.get("joins_s") or "").split(";") if x] for r in rows]
+
+
 def read_clip_names(clips_dir: str | os.PathLike) -> list[str]:
     """The ``clip`` column of ``clips_dir/clips.tsv``, in order."""
-    names = [row["clip"] for row in read_clips_table(clips_dir) if row.get("clip")]
-    for name in names:
-        if not (Path(clips_dir) / name).is_file():
-            raise StageError(f"{Path(clips_dir) / name}: listed in clips.tsv but missing")
-    return names
-
-
-def read_clip_joins(clips_dir: str | os.PathLike) -> dict[str, list[float]]:
-    """Per clip of ``clips_dir/clips.tsv``: the seconds into it where each joined segment after
-    the first begins (its ``joins_s`` column; [] for a clip of one segment or an older table)."""
-    return {row["clip"]: [float(x) for x in (row.get("joins_s") or "").split(";") if x]
-            for row in read_clips_table(clips_dir) if row.get("clip")}
+    return read_clip_list(clips_dir)[0]
 
 
 def split_at(audio: np.ndarray, sr: int, joins: list[float]) -> list[np.ndarray]:
@@ -198,22 +198,21 @@ def _load_models(opts: ScoreOptions, log=None) -> dict:
     return _MODELS
 
 
-def score_clips(clips_dir: Path, names: list[str], durations: list[float], opts: ScoreOptions,
-                on_clip=None, log=None) -> tuple[list[dict], np.ndarray]:
+def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins: list[list[float]],
+                opts: ScoreOptions, on_clip=None, log=None) -> tuple[list[dict], np.ndarray]:
     """Records and embeddings of ``names`` (in order), the models loaded once in this process."""
     from workflow_scripts.audio_quality import SR, to_16k
 
     models = _load_models(opts, log)
-    joins = read_clip_joins(clips_dir)
     records, embs = [], np.zeros((len(names), EMBED_DIM), np.float32)
-    for i, (name, dur) in enumerate(zip(names, durations)):
+    for i, (name, dur, cuts) in enumerate(zip(names, durations, joins)):
         audio, sr = read_clip(clips_dir / name)
         a16 = to_16k(audio, sr)
         scores = models["dnsmos"].score(a16, SR) if models["dnsmos"] else None
         embs[i] = models["encoder"].embed(a16, SR)
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
-        if joins.get(name):  # a clip of joined segments: each part's voice too (the speaker gate checks them)
-            parts = [models["encoder"].embed(part, SR) for part in split_at(a16, SR, joins[name])
+        if cuts:  # a clip of joined segments: each part's voice too (the speaker gate checks them)
+            parts = [models["encoder"].embed(part, SR) for part in split_at(a16, SR, cuts)
                      if len(part) >= MIN_PART_S * SR]
             record["part_embeddings"] = [[round(float(x), 5) for x in e] for e in parts]
         records.append(record)
@@ -258,7 +257,7 @@ def _score_chunks(chunks: list[list[tuple[Path, list[str], list[float]]]], opts:
             taken.value += 1
         if k >= len(chunks):
             return out
-        out[k] = [score_clips(d, names, durs, opts, on_clip) for d, names, durs in chunks[k]]
+        out[k] = [score_clips(d, names, durs, joins, opts, on_clip) for d, names, durs, joins in chunks[k]]
         if on_chunk:
             on_chunk()
 
@@ -289,15 +288,15 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     for name, clips_dir in members:
         clips_dir = Path(clips_dir)
         try:
-            names = read_clip_names(clips_dir)
+            names, joins = read_clip_list(clips_dir)
             # an unreadable file fails before models load
-            planned.append((name, clips_dir, names, [clip_seconds(clips_dir / n) for n in names]))
+            planned.append((name, clips_dir, names, [clip_seconds(clips_dir / n) for n in names], joins))
         except StageError as exc:
             if raise_errors:
                 raise
             log.error("%s", exc)
             failed.append(name)
-    for name, clips_dir, names, _ in planned:
+    for name, clips_dir, names, *_ in planned:
         if not names:
             log.info("%s: no clips (no model loaded for it)", clips_dir / "clips.tsv")
             on_done(name, [], np.zeros((0, EMBED_DIM), np.float32))
@@ -315,8 +314,8 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     progress = Progress(total, "score", log)
     t1 = time.monotonic()
     if workers == 1:
-        for name, clips_dir, names, durs in planned:
-            on_done(name, *score_clips(clips_dir, names, durs, opts, progress.update, log))
+        for name, clips_dir, names, durs, joins in planned:
+            on_done(name, *score_clips(clips_dir, names, durs, joins, opts, progress.update, log))
     else:
         log.info("%d scoring processes (this one and %d more), models loaded in each: %s", workers, workers - 1,
                  describe_models(opts))
@@ -359,7 +358,8 @@ def _score_in_workers(planned, opts: ScoreOptions, workers: int, progress):
             else:
                 runs.append([i, k, k + 1])
         chunks.append([(i, x, y) for i, x, y in runs])
-    work = [[(planned[i][1], planned[i][2][x:y], planned[i][3][x:y]) for i, x, y in runs] for runs in chunks]
+    work = [[(planned[i][1], planned[i][2][x:y], planned[i][3][x:y], planned[i][4][x:y]) for i, x, y in runs]
+            for runs in chunks]
     ctx = mp.get_context("spawn")
     done, taken = ctx.Value("d", 0.0), ctx.Value("i", 0)
     reported = 0.0
