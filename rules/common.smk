@@ -423,7 +423,19 @@ def scoring_runtime(wildcards):
 def quality_gate_params():
     """The thresholds aggregate_metadata reads (score_clips reads device/max_windows)."""
     q = config["quality"]
-    return {k: q[k] for k in ("enabled", "min_ovrl", "min_p808", "min_sig", "min_bak")}
+    return {
+        k: q[k]
+        for k in (
+            "enabled",
+            "min_ovrl",
+            "relative_margin",
+            "min_ovrl_floor",
+            "min_p808",
+            "min_p808_floor",
+            "min_sig",
+            "min_bak",
+        )
+    }
 
 
 def speaker_gate_params():

@@ -41,6 +41,48 @@ def test_quality_reasons_follow_the_thresholds():
     assert cg.quality_reasons({"ovrl": None, "sig": None, "bak": None, "p808": None}, q) == ["no_dnsmos"]
 
 
+def test_bars_follow_the_target_voice_s_own_recordings():
+    q = sfx.config_section("quality")  # min_ovrl 2.8, relative_margin 0.3, floors 2.5 / 2.7
+    clean = [{"ovrl": v, "p808": 3.6} for v in (3.0, 3.2, 3.3, 3.1, 2.2)]
+    assert cg.applied_bars(clean, q) == {"ovrl": 2.8, "p808": 3.0}  # recorded well: the fixed bars
+    room = [{"ovrl": v, "p808": p} for v, p in ((2.8, 2.97), (2.7, 2.92), (2.75, 2.88), (2.66, 2.95), (2.1, 2.6))]
+    # steady room noise: median OVRL 2.7, P.808 2.92, each less the 0.3 margin
+    assert cg.applied_bars(room, q) == {"ovrl": 2.5, "p808": 2.7}
+    assert cg.applied_bars([{"ovrl": 2.95, "p808": 3.1}] * 3, q) == {"ovrl": 2.65, "p808": 2.8}
+    bad = [{"ovrl": 1.6, "p808": 2.2}] * 4  # never under the floors
+    assert cg.applied_bars(bad, q) == {"ovrl": 2.5, "p808": 2.7}
+    assert cg.applied_bars(bad, {**q, "relative_margin": None}) == {"ovrl": 2.8, "p808": 3.0}
+    assert cg.applied_bars(bad, {**q, "min_ovrl": 2.2, "min_p808": None}) == {"ovrl": 2.2, "p808": None}
+    assert cg.applied_bars([], q) == {"ovrl": 2.8, "p808": 3.0}
+    reasons = cg.quality_reasons({"ovrl": 2.6, "sig": 3.5, "bak": 3.0, "p808": 2.8}, q, cg.applied_bars(room, q))
+    assert reasons == []
+    assert cg.quality_reasons({"ovrl": 2.1, "sig": 3.5, "bak": 2.0, "p808": 2.6}, q,
+                              cg.applied_bars(room, q)) == ["low_dnsmos_ovrl:2.10<2.5", "low_dnsmos_p808:2.60<2.7"]
+
+
+def test_a_noisy_home_recording_keeps_its_clips_and_not_its_worst(tmp_path):
+    """The bars come from the target voice's clips only: the other voice's poor clips (a
+    crowd, a phone line) do not lower them, and on a clean dataset they stay fixed."""
+    e, truth = voices(8, 4)
+    room = [{"ovrl": 2.65 + 0.02 * i, "sig": 3.5, "bak": 3.0, "p808": 2.9} for i in range(8)]
+    room[3] = {**room[3], "ovrl": 2.05, "bak": 1.8}  # a burst of noise under one phrase
+    other = [{"ovrl": 1.5, "sig": 2.5, "bak": 1.5, "p808": 2.5}] * 4
+    recs = [write_recording(tmp_path, "a", 12, room + other, e)]
+    scores = {"a": cg.read_scores(tmp_path / "a" / "scores.jsonl", tmp_path / "a" / "embeddings.npy")}
+    gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
+    result = agg.aggregate(recs, sfx.transcription_config()["gate"], "en", None, None, gates)
+    by = {r["clip"]: r for r in result["rows"]}
+    kept = {c for c, r in by.items() if r["keep"]}
+    assert kept == {f"a_{i:05d}.wav" for i in range(8) if i != 3}
+    assert by["a_00003.wav"]["reasons"] == ["low_dnsmos_ovrl:2.05<2.5"]
+    # the other voice: the DNSMOS reasons first, then the speaker's
+    assert by["a_00010.wav"]["reasons"][0] == "low_dnsmos_ovrl:1.50<2.5"
+    assert by["a_00010.wav"]["reasons"][-1].startswith("other_speaker:sim=")
+    q = result["summary"]["quality"]
+    assert q["min_ovrl_applied"] == 2.5 and q["min_p808_applied"] == 2.7 and q["target_clips"] == 8
+    assert q["min_ovrl"] == 2.8 and q["target_median_p808"] == 2.9
+
+
 def test_dominant_voice_wins_without_a_reference():
     e, truth = voices(12, 5)
     d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None)

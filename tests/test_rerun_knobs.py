@@ -122,6 +122,7 @@ KNOBS = {
     "sample_rate": ({"sample_rate": 16000}, after("ingest")),
     # the audio gates' thresholds are applied in aggregate_metadata: nothing is scored again
     "quality threshold": ({"quality": {"min_ovrl": 2.5}}, after("aggregate_metadata")),
+    "quality.relative_margin": ({"quality": {"relative_margin": None}}, after("aggregate_metadata")),
     "speaker gate threshold": ({"speaker_gate": {"min_similarity": 0.75}}, after("aggregate_metadata")),
     "speaker gate off": ({"speaker_gate": {"enabled": False}}, after("aggregate_metadata")),
     "quality.max_windows": ({"quality": {"max_windows": 2}}, after("score_clips")),

@@ -21,7 +21,9 @@ Outputs (root = config ``output_dir``):
   recording (``speakers``) and the applied overrides.
 
 The audio gates (workflow_scripts/clip_gates.py, on score_clips' per-recording outputs) add
-their reasons to the transcript gate's: ``low_dnsmos_ovrl:2.41<2.8`` (quality.*),
+their reasons to the transcript gate's: ``low_dnsmos_ovrl:2.41<2.8`` (quality.*; the bars
+applied, set by the target voice's clips, are ``quality.min_ovrl_applied`` and
+``min_p808_applied`` in the summary),
 ``other_speaker:sim=0.62<0.8`` and ``no_voice`` (speaker_gate.*). The speaker column of
 metadata.csv names the recording's speaker; with the speaker gate on, only clips of the
 target voice reach it.
@@ -47,7 +49,9 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.clip_gates import (  # noqa: E402
+    RELATIVE_KEYS,
     ClipScores,
+    applied_bars,
     decide_speakers,
     embedding_map,
     quality_reasons,
@@ -144,11 +148,30 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
         row["speaker_sim"] = float(decision.similarity[i])
         row["voice"] = decision.voice[i]
         row["map"] = (float(coords[i, 0]), float(coords[i, 1]))
-        if decision.reasons[i]:
-            row["reasons"] = [*row["reasons"], *decision.reasons[i]]
-            row["keep"] = False
+        row["speaker_reasons"] = decision.reasons[i]
     return {"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
-            "min_similarity": gates.speaker["min_similarity"], "recordings": voices_by_recording(rows)}
+            "min_similarity": gates.speaker["min_similarity"]}
+
+
+def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict]:
+    """The DNSMOS and target-voice reasons on every row (in place; the DNSMOS ones first).
+    The OVRL and P.808 bars are set by the target voice's clips (clip_gates.applied_bars), so the
+    speaker decision comes first. Returns the speaker and quality parts of the summary."""
+    speakers = apply_speaker_gate(rows, gates)
+    target = [r["dnsmos"] for r in rows if not r.get("speaker_reasons") and r.get("dnsmos")]
+    bars = applied_bars(target, gates.quality) if gates.quality["enabled"] else {}
+    for row in rows:
+        extra = [*quality_reasons(row["dnsmos"], gates.quality, bars), *row.pop("speaker_reasons", [])]
+        if extra:
+            row["reasons"] = [*row["reasons"], *extra]
+            row["keep"] = False
+    speakers["recordings"] = voices_by_recording(rows)
+    quality = {"enabled": gates.quality["enabled"], "target_clips": len(target)}
+    for key in RELATIVE_KEYS:
+        values = [d[key] for d in target if d.get(key) is not None]
+        quality.update({f"min_{key}": gates.quality[f"min_{key}"], f"min_{key}_applied": bars.get(key),
+                        f"target_median_{key}": round(float(np.median(values)), 3) if values else None})
+    return speakers, quality
 
 
 def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | None = None,
@@ -194,12 +217,9 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 row["dnsmos"] = scores.records[clip]["dnsmos"]
                 row["embedding"] = scores.embeddings[clip]
                 row["part_embeddings"] = scores.parts.get(clip)
-                extra = quality_reasons(row["dnsmos"], audio_gates.quality)
-                row["reasons"] = [*row["reasons"], *extra]
-                row["keep"] = row["keep"] and not extra
             languages[clip] = record.get("language") or "en"
             rows.append(row)
-    speakers_summary = apply_speaker_gate(rows, audio_gates) if audio_gates else None
+    speakers_summary, quality_summary = apply_audio_gates(rows, audio_gates) if audio_gates else (None, None)
     for row in rows:
         if row["clip"] in overrides:
             applied.append(apply_override(row, overrides[row["clip"]], languages[row["clip"]]))
@@ -231,6 +251,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         "recordings": {k: {**v, "by_reason": dict(sorted(v["by_reason"].items()))} for k, v in sorted(per_rec.items())},
         "gate": cfg,
         "speakers": speakers_summary,
+        "quality": quality_summary,
         "overrides": {
             "file": overrides_file,
             "counts": dict(sorted(Counter(a["action"] for a in applied).items())),
@@ -324,6 +345,11 @@ def aggregate_main(snakemake, log) -> None:
     s = result["summary"]
     log.info("%d clips: %d kept (%.3f h), %d rejected %s", s["clips"], s["kept"], s["kept_hours"], s["rejected"],
              s["rejected_by_reason"])
+    q = s["quality"]
+    if q and q["enabled"]:
+        log.info("DNSMOS bars applied: OVRL %s (min_ovrl %s), P.808 %s (min_p808 %s); the target voice's %d clips:"
+                 " median OVRL %s, P.808 %s", q["min_ovrl_applied"], q["min_ovrl"], q["min_p808_applied"], q["min_p808"],
+                 q["target_clips"], q["target_median_ovrl"], q["target_median_p808"])
     spk = s["speakers"]
     if spk:
         for rec, v in spk["recordings"].items():

@@ -1,7 +1,7 @@
 """Report figures of the audio gates (from ``transcripts.tsv``; called by report_plots):
 
 * ``audio_quality.png``: DNSMOS OVRL and P.808 histograms, kept vs rejected, against
-  ``quality.min_ovrl`` / ``min_p808``;
+  the bars applied (clip_gates.applied_bars; ``quality.min_ovrl`` / ``min_p808`` when none);
 * ``speakers.png``: cosine to the target voice (histogram against
   ``speaker_gate.min_similarity``) and the 2-D map of clip embeddings (first two principal
   components, clip_gates.embedding_map) coloured by kept / rejected, each voice its marker.
@@ -57,10 +57,16 @@ def _figure2(width=11.0, height=4.0):
     return fig, axes
 
 
-def plot_audio_quality(rows: list[dict], limits: dict, path) -> None:
+def plot_audio_quality(rows: list[dict], limits: dict, path, applied: dict | None = None) -> None:
+    """``applied``: the quality part of transcription_summary.json; the bars it applied
+    (``min_ovrl_applied``, ``min_p808_applied``) are drawn instead of ``limits``' when set."""
     fig, (a, b) = _figure2()
-    _hist(a, rows, "ovrl", limits.get("min_ovrl"), "min_ovrl", "DNSMOS OVRL (overall MOS, 1-5)")
-    _hist(b, rows, "p808", limits.get("min_p808"), "min_p808", "DNSMOS P.808 MOS (1-5)")
+    for ax, key, label in ((a, "ovrl", "DNSMOS OVRL (overall MOS, 1-5)"), (b, "p808", "DNSMOS P.808 MOS (1-5)")):
+        bar = (applied or {}).get(f"min_{key}_applied")
+        if bar is None:
+            _hist(ax, rows, key, limits.get(f"min_{key}"), f"min_{key}", label)
+        else:
+            _hist(ax, rows, key, bar, f"{key} bar applied", label)
     _save(fig, path)
 
 
