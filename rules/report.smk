@@ -8,6 +8,7 @@ rule report_plots:
     input:
         review=dataset_path("transcripts.tsv"),
         summary=dataset_path("summary.json"),
+        transcription=dataset_path("transcription_summary.json"),
         clips=all_clip_dirs(),
     output:
         clip_durations=report(

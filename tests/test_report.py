@@ -122,6 +122,20 @@ def test_figures_are_pngs_even_when_empty(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
+def test_the_dnsmos_figure_draws_the_bars_the_gate_applied(tmp_path, monkeypatch):
+    from workflow_scripts import report_gates as rg
+
+    lines = []
+    monkeypatch.setattr(rg, "_limit_line", lambda ax, x, label: lines.append((x, label)))
+    rows = [{"keep": "1", "ovrl": "2.7", "p808": "2.9"}, {"keep": "0", "ovrl": "2.1", "p808": "2.6"}]
+    limits = {"min_ovrl": 2.8, "min_p808": 3.0}
+    rg.plot_audio_quality(rows, limits, tmp_path / "aq.png", {"min_ovrl_applied": 2.5, "min_p808_applied": 2.7})
+    assert lines == [(2.5, "ovrl bar applied = 2.5"), (2.7, "p808 bar applied = 2.7")]
+    lines.clear()
+    rg.plot_audio_quality(rows, limits, tmp_path / "aq.png", None)  # no summary: the configured bars
+    assert lines == [(2.8, "min_ovrl = 2.8"), (3.0, "min_p808 = 3")]
+
+
 def test_audio_gate_figures_and_voices_in_the_summary(tmp_path):
     from workflow_scripts import report_gates as rg
 

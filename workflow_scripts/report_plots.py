@@ -378,7 +378,7 @@ def plots_main(snakemake, log) -> None:
     plot_loudness(clips, limits.get("target_lufs"), out.loudness)
     from workflow_scripts.report_gates import plot_audio_quality, plot_speakers
 
-    plot_audio_quality(review, limits, out.audio_quality, summary.get("quality"))
+    plot_audio_quality(review, limits, out.audio_quality, _read_json(inp.transcription).get("quality"))
     plot_speakers(review, limits, out.speakers)
     log.info("%d clips, %d transcribed: 8 figures in %s", len(clips), len(review), Path(out.quality).parent)
 
