@@ -10,6 +10,8 @@ by 0.4-1.5 s, takes whose level steps by 4-10 dB (up or down), over a seeded roo
 * ``spont`` ~2.5 min, mostly short pauses, takes of ~30 s, room tone 24 dB under speech
 * ``long``  ~20 min (prompts repeat), for speed: takes of ~90 s, room tone 28 dB under speech
 * ``noisy`` ~2.5 min, a home recording: broadband room noise 16 dB under speech
+* ``takes`` ~2.5 min, the same room 22 dB under the speech's first take, its level steps
+  applied to the voice only: quieter takes are noisier
 
 Without text: ``test`` (tests/data/test.wav, 60 s) and ``aepyx`` (examples/c++/aepyx.wav,
 169 s) from the silero-vad 6.2.3 sdist (``pip download``), and ``ve9qrp`` (112 s, 8 kHz)
@@ -44,6 +46,9 @@ LAYOUTS = {
     # a home recording: broadband room noise 16 dB under the speech, which costs every clip
     # about half a point of DNSMOS OVRL
     "noisy": dict(seed=14, seconds=150, p_join=0.6, take_s=40, noise_db=-16, cutoff_hz=6000),
+    # the speaker moves, the room stays: the noise is not in the takes' level steps, so a take
+    # 10 dB quieter is 10 dB noisier (12-24 dB SNR)
+    "takes": dict(seed=15, seconds=150, p_join=0.7, take_s=40, noise_db=-22, cutoff_hz=6000, noise_after_gain=True),
 }
 SILERO = ("silero-vad", "6.2.3", {"test": "tests/data/test.wav", "aepyx": "examples/c++/aepyx.wav"})
 CODEC2 = {"ve9qrp": Path("/usr/share/codec2/wav/ve9qrp.wav")}
@@ -115,7 +120,7 @@ def build_known(name: str, out: Path, layout: dict | None = None) -> None:
         new = gain_db + step if -10 <= gain_db + step <= 2 else gain_db - step
         gain_db = float(np.clip(new, -10, 2))
     gains = np.convolve(gains, np.ones(SR // 100) / (SR // 100), mode="same")  # 10 ms ramps
-    mix = (speech + noise) * gains
+    mix = speech * gains + noise if lay.get("noise_after_gain") else (speech + noise) * gains
     mix *= min(1.0, 0.97 / np.abs(mix).max())
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out.with_suffix(".tmp.wav"), mix, SR, subtype="PCM_16")

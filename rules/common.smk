@@ -429,6 +429,7 @@ def quality_gate_params():
             "enabled",
             "min_ovrl",
             "relative_margin",
+            "relative_quantile",
             "min_ovrl_floor",
             "min_p808",
             "min_p808_floor",

@@ -166,11 +166,13 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict]:
             row["reasons"] = [*row["reasons"], *extra]
             row["keep"] = False
     speakers["recordings"] = voices_by_recording(rows)
-    quality = {"enabled": gates.quality["enabled"], "target_clips": len(target)}
+    q = gates.quality["relative_quantile"]
+    quality = {"enabled": gates.quality["enabled"], "target_clips": len(target), "relative_quantile": q}
     for key in RELATIVE_KEYS:
         values = [d[key] for d in target if d.get(key) is not None]
         quality.update({f"min_{key}": gates.quality[f"min_{key}"], f"min_{key}_applied": bars.get(key),
-                        f"target_median_{key}": round(float(np.median(values)), 3) if values else None})
+                        f"target_median_{key}": round(float(np.median(values)), 3) if values else None,
+                        f"target_quantile_{key}": round(float(np.quantile(values, q)), 3) if values else None})
     return speakers, quality
 
 
@@ -347,9 +349,10 @@ def aggregate_main(snakemake, log) -> None:
              s["rejected_by_reason"])
     q = s["quality"]
     if q and q["enabled"]:
-        log.info("DNSMOS bars applied: OVRL %s (min_ovrl %s), P.808 %s (min_p808 %s); the target voice's %d clips:"
-                 " median OVRL %s, P.808 %s", q["min_ovrl_applied"], q["min_ovrl"], q["min_p808_applied"], q["min_p808"],
-                 q["target_clips"], q["target_median_ovrl"], q["target_median_p808"])
+        log.info("DNSMOS bars applied: OVRL %s (min_ovrl %s), P.808 %s (min_p808 %s); the target voice's %d clips at"
+                 " quantile %s: OVRL %s, P.808 %s", q["min_ovrl_applied"], q["min_ovrl"], q["min_p808_applied"],
+                 q["min_p808"], q["target_clips"], q["relative_quantile"], q["target_quantile_ovrl"],
+                 q["target_quantile_p808"])
     spk = s["speakers"]
     if spk:
         for rec, v in spk["recordings"].items():
