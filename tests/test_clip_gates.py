@@ -85,7 +85,7 @@ def test_a_noisy_home_recording_keeps_its_clips_and_not_its_worst(tmp_path):
     assert by["a_00010.wav"]["reasons"][-1].startswith("other_speaker:sim=")
     q = result["summary"]["quality"]
     assert q["min_ovrl_applied"] == 2.5 and q["min_p808_applied"] == 2.7 and q["target_clips"] == 8
-    assert q["min_ovrl"] == 2.8 and q["target_median_p808"] == 2.9
+    assert q["min_ovrl"] == 2.8 and q["target_quantile_p808"] == 2.9
 
 
 def test_dominant_voice_wins_without_a_reference():

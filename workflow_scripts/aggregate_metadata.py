@@ -49,13 +49,13 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.clip_gates import (  # noqa: E402
-    RELATIVE_KEYS,
     ClipScores,
     applied_bars,
     decide_speakers,
     embedding_map,
     quality_reasons,
     read_scores,
+    target_quantiles,
     voices_by_recording,
 )
 from workflow_scripts.io_utils import StageError, atomic_path, read_jsonl, run_stage
@@ -136,11 +136,12 @@ class AudioGates:
     reference: np.ndarray | None
 
 
-def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
-    """Voice labels, similarity and the target decision on every row (in place); returns the
-    speaker part of the summary (mode, target voice, voices per recording)."""
+def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[list[str]]]:
+    """Voice labels and similarity on every row (in place); returns the speaker part of the
+    summary (mode, target voice; voices per recording are added once the rows are decided) and
+    each row's target-voice reasons ([] = the target)."""
     if not rows:
-        return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": "", "recordings": {}}
+        return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, []
     embeddings = np.stack([r["embedding"] for r in rows])
     decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows])
     coords = embedding_map(embeddings)
@@ -148,31 +149,28 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> dict:
         row["speaker_sim"] = float(decision.similarity[i])
         row["voice"] = decision.voice[i]
         row["map"] = (float(coords[i, 0]), float(coords[i, 1]))
-        row["speaker_reasons"] = decision.reasons[i]
-    return {"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
-            "min_similarity": gates.speaker["min_similarity"]}
+    return ({"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
+             "min_similarity": gates.speaker["min_similarity"]}, decision.reasons)
 
 
 def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict]:
     """The DNSMOS and target-voice reasons on every row (in place; the DNSMOS ones first).
     The OVRL and P.808 bars are set by the target voice's clips (clip_gates.applied_bars), so the
     speaker decision comes first. Returns the speaker and quality parts of the summary."""
-    speakers = apply_speaker_gate(rows, gates)
-    target = [r["dnsmos"] for r in rows if not r.get("speaker_reasons") and r.get("dnsmos")]
+    speakers, speaker_reasons = apply_speaker_gate(rows, gates)
+    target = [r["dnsmos"] for r, why in zip(rows, speaker_reasons) if not why and r["dnsmos"]]
     bars = applied_bars(target, gates.quality) if gates.quality["enabled"] else {}
-    for row in rows:
-        extra = [*quality_reasons(row["dnsmos"], gates.quality, bars), *row.pop("speaker_reasons", [])]
+    for row, why in zip(rows, speaker_reasons):
+        extra = [*quality_reasons(row["dnsmos"], gates.quality, bars), *why]
         if extra:
             row["reasons"] = [*row["reasons"], *extra]
             row["keep"] = False
     speakers["recordings"] = voices_by_recording(rows)
     q = gates.quality["relative_quantile"]
     quality = {"enabled": gates.quality["enabled"], "target_clips": len(target), "relative_quantile": q}
-    for key in RELATIVE_KEYS:
-        values = [d[key] for d in target if d.get(key) is not None]
+    for key, level in target_quantiles(target, q).items():
         quality.update({f"min_{key}": gates.quality[f"min_{key}"], f"min_{key}_applied": bars.get(key),
-                        f"target_median_{key}": round(float(np.median(values)), 3) if values else None,
-                        f"target_quantile_{key}": round(float(np.quantile(values, q)), 3) if values else None})
+                        f"target_quantile_{key}": None if level is None else round(level, 3)})
     return speakers, quality
 
 

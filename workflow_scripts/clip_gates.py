@@ -79,22 +79,31 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
 RELATIVE_KEYS = ("ovrl", "p808")  # the scores whose bar relative_margin may lower
 
 
+def target_quantiles(target: list[dict], q: float) -> dict[str, float | None]:
+    """Per RELATIVE_KEYS score: its ``q`` quantile over the DNSMOS dicts ``target`` (None when
+    no clip has it)."""
+    out = {}
+    for key in RELATIVE_KEYS:
+        values = [d[key] for d in target if d and d.get(key) is not None]
+        out[key] = float(np.quantile(values, q)) if values else None
+    return out
+
+
 def applied_bars(target: list[dict], quality_cfg: dict) -> dict[str, float | None]:
     """The OVRL and P.808 bars for a dataset whose target-voice clips scored ``target``
     (their DNSMOS dicts): per key, ``min_<key>``, or the clips' ``relative_quantile`` minus
     ``relative_margin`` when that is lower, but not under ``min_<key>_floor`` (nor above
     ``min_<key>``); rounded to 0.01. ``min_<key>`` itself when ``relative_margin`` is None,
     the key is not checked (None) or no target clip has the score."""
-    margin, q = quality_cfg["relative_margin"], quality_cfg["relative_quantile"]
+    margin = quality_cfg["relative_margin"]
     bars = {}
-    for key in RELATIVE_KEYS:
+    for key, level in target_quantiles(target, quality_cfg["relative_quantile"]).items():
         bar = quality_cfg[f"min_{key}"]
-        values = [d[key] for d in target if d and d.get(key) is not None]
-        if bar is None or margin is None or not values:
+        if bar is None or margin is None or level is None:
             bars[key] = bar
             continue
         floor = min(quality_cfg[f"min_{key}_floor"], bar)
-        bars[key] = round(max(floor, min(bar, float(np.quantile(values, q)) - margin)), 2)
+        bars[key] = round(max(floor, min(bar, level - margin)), 2)
     return bars
 
 
@@ -106,9 +115,7 @@ def quality_reasons(dnsmos: dict | None, quality_cfg: dict, bars: dict | None = 
     if dnsmos is None:
         raise StageError("quality.enabled but a clip has no DNSMOS scores (score_clips ran without them)")
     limits = {k: quality_cfg[k] for k in THRESHOLD_KEYS}
-    for key, bar in (bars or {}).items():
-        if limits[f"min_{key}"] is not None:
-            limits[f"min_{key}"] = bar
+    limits.update({f"min_{key}": bar for key, bar in (bars or {}).items()})
     return gate_reasons(dnsmos, **limits)
 
 
