@@ -618,7 +618,18 @@ def run_snakemake_on_slurm(
             (out.decode(errors="replace") if isinstance(out, bytes) else out)
             + "\n[timed out]",
         )
+    if rc != 0:
+        log += slurm_job_logs(Path(workdir))
     return rc, log, parse_slurm_job_ids(log)
+
+
+def slurm_job_logs(workdir: Path, tail: int = 1500) -> str:
+    """The end of each SLURM job log the plugin wrote, so a failed run says why its jobs failed."""
+    parts = []
+    for path in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log")):
+        text = path.read_text(errors="replace")
+        parts.append(f"\n== {path.relative_to(workdir)} (last {tail} chars)\n{text[-tail:]}")
+    return "".join(parts)
 
 
 # -- pytest ------------------------------------------------------------------------------------

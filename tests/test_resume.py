@@ -124,10 +124,14 @@ def test_second_concurrent_run_is_refused(tmp_path):
     first = start(wd)
     try:
         assert wait_for(lambda: (wd / ".snakemake" / "locks").exists() and any((wd / ".snakemake" / "locks").iterdir()), first)
+        # hold the first run (and its jobs) while it owns the lock, so the second run meets the
+        # lock however long its own start takes on a busy machine
+        os.killpg(first.pid, signal.SIGSTOP)
         second = run_snakemake(wd)
         assert second.returncode != 0
         assert "cannot be locked" in second.stdout + second.stderr
     finally:
+        os.killpg(first.pid, signal.SIGCONT)
         first.wait(timeout=600)
     assert first.returncode == 0
     assert pending_jobs(wd) == {}
