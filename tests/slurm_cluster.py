@@ -8,7 +8,7 @@ Usable three ways:
 * as a library: ``SlurmCluster().start()`` / ``.stop()``, and
   :func:`run_snakemake_on_slurm` to run Snakemake with the SLURM executor plugin;
 * as a CLI: ``python tests/slurm_cluster.py start|stop|status`` (state lives in
-  ``$PVW_SLURM_DIR``, default ``/tmp/pvw-slurm``; ``start`` prints the ``export SLURM_CONF=...``
+  ``$PVW_SLURM_DIR``, default ``/tmp/pvw-slurm``; ``start`` prints the ``export SLURM_CONF=... PATH=...``
   line that client commands such as ``sinfo``/``sbatch`` need).
 
 It installs nothing. It needs Debian's ``slurmctld``, ``slurmd``, ``slurm-client`` and
@@ -24,9 +24,10 @@ the default 300 s here satisfies).
 
 One wrinkle: inside a job the jobstep plugin runs ``srun`` with every ``SLURM_*`` variable
 removed from the environment, so ``srun`` cannot see ``SLURM_CONF`` and looks for the
-compiled-in default ``/etc/slurm/slurm.conf``. If that file does not exist, the cluster writes
-it as a symlink to its own slurm.conf and removes it on stop (it never touches an existing one;
-then the test is skipped unless it already points at our file).
+compiled-in default ``/etc/slurm/slurm.conf``, which a test machine does not have. The cluster
+therefore puts a two-line ``srun`` in ``<state dir>/bin`` first on the ``PATH`` of
+:meth:`SlurmCluster.env` (jobs inherit the submitting ``PATH``): it sets ``SLURM_CONF`` and
+runs the real ``srun``. Nothing outside the state directory is written.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -46,7 +48,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = Path(os.environ.get("PVW_SLURM_DIR", "/tmp/pvw-slurm"))
-SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
 REQUIRED_BINARIES = (
     "munged",
     "slurmctld",
@@ -154,12 +155,15 @@ class SlurmCluster:
     slurmd_port: int = int(os.environ.get("PVW_SLURMD_PORT", "6818"))
     partition: str = "debug"
     pids: dict[str, int] = field(default_factory=dict)
-    linked_system_conf: bool = False
 
     # -- paths ---------------------------------------------------------------------------
     @property
     def conf(self) -> Path:
         return self.state_dir / "slurm.conf"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.state_dir / "bin"
 
     @property
     def munge_socket(self) -> Path:
@@ -181,6 +185,7 @@ class SlurmCluster:
         """Environment for Slurm client commands (``SLURM_CONF`` set)."""
         env = dict(os.environ if base is None else base)
         env["SLURM_CONF"] = str(self.conf)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
         return env
 
     # -- configuration -------------------------------------------------------------------
@@ -287,22 +292,18 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
             time.sleep(0.1)
         raise RuntimeError(f"{name}: no pid file {pidfile} after {timeout:.0f} s")
 
-    def _link_system_conf(self) -> None:
-        """Make /etc/slurm/slurm.conf point at our conf for srun inside jobs (see module doc)."""
-        try:
-            if (
-                SYSTEM_SLURM_CONF.is_symlink()
-                and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf
-            ):
-                self.linked_system_conf = True  # left over from an earlier run of ours
-                return
-            if SYSTEM_SLURM_CONF.exists() or SYSTEM_SLURM_CONF.is_symlink():
-                return  # a real configuration: never touch it
-            SYSTEM_SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
-            SYSTEM_SLURM_CONF.symlink_to(self.conf)
-            self.linked_system_conf = True
-        except OSError:
-            pass
+    def _write_srun_shim(self) -> None:
+        """An ``srun`` that finds this cluster's slurm.conf without ``SLURM_*`` variables."""
+        real = _which("srun")
+        if real is None:
+            raise SlurmUnavailable("`srun` not found")
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        shim = self.bin_dir / "srun"
+        shim.write_text(
+            "#!/bin/sh\n"
+            f"SLURM_CONF={shlex.quote(str(self.conf))} exec {shlex.quote(real)} \"$@\"\n"
+        )
+        shim.chmod(0o755)
 
     def start(self, timeout: float = 90.0) -> "SlurmCluster":
         reasons = missing_requirements()
@@ -318,7 +319,7 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
                 old.stop()
         self._prepare_dirs()
         self.write_config()
-        self._link_system_conf()
+        self._write_srun_shim()
         try:
             self._start_munged()
             self._save()
@@ -418,16 +419,6 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
                 except ProcessLookupError:
                     pass
         self.pids.clear()
-        if self.linked_system_conf:
-            try:
-                if (
-                    SYSTEM_SLURM_CONF.is_symlink()
-                    and Path(os.readlink(SYSTEM_SLURM_CONF)) == self.conf
-                ):
-                    SYSTEM_SLURM_CONF.unlink()
-            except OSError:
-                pass
-            self.linked_system_conf = False
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # -- persistence (for the CLI) ----------------------------------------------------------
@@ -438,7 +429,6 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
                     "pids": self.pids,
                     "ctld_port": self.ctld_port,
                     "slurmd_port": self.slurmd_port,
-                    "linked_system_conf": self.linked_system_conf,
                 }
             )
         )
@@ -454,7 +444,6 @@ PartitionName={self.partition} Nodes={node} Default=YES MaxTime=INFINITE State=U
             ctld_port=data["ctld_port"],
             slurmd_port=data["slurmd_port"],
             pids={k: int(v) for k, v in data["pids"].items()},
-            linked_system_conf=data.get("linked_system_conf", False),
         )
 
     # -- diagnostics ------------------------------------------------------------------------
@@ -679,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         cluster = SlurmCluster().start()
         print(f"started in {time.monotonic() - t0:.1f} s: pids {cluster.pids}")
-        print(f"export SLURM_CONF={cluster.conf}")
+        print(f"export SLURM_CONF={cluster.conf} PATH={cluster.bin_dir}:$PATH")
         return 0
     cluster = SlurmCluster.load()
     if cluster is None:
@@ -699,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     res = subprocess.run(["sinfo"], capture_output=True, text=True, env=cluster.env())
     print(res.stdout + res.stderr, end="")
-    print(f"export SLURM_CONF={cluster.conf}")
+    print(f"export SLURM_CONF={cluster.conf} PATH={cluster.bin_dir}:$PATH")
     return 0 if all(alive.values()) else 1
 
 
