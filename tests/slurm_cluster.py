@@ -182,7 +182,7 @@ class SlurmCluster:
         return self.state_dir / "cluster.json"
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """Environment for Slurm client commands (``SLURM_CONF`` set)."""
+        """Environment for Slurm client commands: ``SLURM_CONF`` set, the ``srun`` shim first on ``PATH``."""
         env = dict(os.environ if base is None else base)
         env["SLURM_CONF"] = str(self.conf)
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
