@@ -447,6 +447,7 @@ def speaker_gate_params():
             "enabled",
             "min_similarity",
             "min_part_similarity",
+            "min_short_part_similarity",
             "cluster_threshold",
         )
     }

@@ -9,7 +9,9 @@ Writes, all real speech at 22050 Hz:
   0.6 s apart), then a sentence of Piper's en_US joe (a man) and a prompt of June
   (Asterisk's fr-CA voice, another woman recorded the same way), 2.5 s apart; in the odd
   rounds joe answers the target 0.6 s after her last prompt, as in a conversation, so
-  preprocess joins the two voices into one clip;
+  preprocess joins the two voices into one clip; in every fourth round he also says "Right."
+  (0.5 s) 0.6 s after her first prompt, and she goes on 0.6 s later (preprocess joins his
+  word to her phrases);
 * ``OUT/raw/noisy.wav``: four further target prompts under real HF-radio noise at 0 dB SNR;
 * ``OUT/reference/ref_{1,2,3}.wav``: three further target prompts (the speaker reference);
 * ``OUT/truth.json``: ``{"talk": [[start_s, end_s, voice], ...]}`` (voice: target, joe, june).
@@ -43,12 +45,15 @@ def build(out: Path) -> None:
     names, texts = [n for n, _ in pool], [t for _, t in pool]
     target = bg.target_clips(names[: 3 * ROUNDS + 7])
     joe = bg.joe_clips(texts[100:100 + ROUNDS])
+    right = bg.joe_clips(["Right."])[0][1]
     june = bg.asterisk_voice("june", ROUNDS)
     parts, truth, t = [silence(1.0)], [], 1.0
     for k in range(ROUNDS):
         pieces = [(a, "target", 0.6) for _, a in target[3 * k: 3 * k + 3]]
         if not k % 2:
             pieces[-1] = (pieces[-1][0], "target", 2.5)
+        if k % 4 == 3:
+            pieces.insert(1, (right, "joe", 0.6))
         pieces += [(joe[k][1], "joe", 2.5), (june[k][1], "june", 2.5)]
         for audio, voice, gap in pieces:
             audio = bg.level(audio)

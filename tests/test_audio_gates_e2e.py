@@ -44,13 +44,13 @@ def read_tsv(path):
 
 
 def clip_voice(clip: dict, truth: list) -> str | None:
-    """The voice that fills most of a clip (None when two voices share it)."""
+    """The one voice in a clip (None when it holds more than 0.2 s of a second voice)."""
     a, b = float(clip["start_s"]), float(clip["end_s"])
     overlap = {}
     for s, e, voice in truth:
         overlap[voice] = overlap.get(voice, 0.0) + max(0.0, min(b, e) - max(a, s))
     voice, best = max(overlap.items(), key=lambda kv: kv[1])
-    return voice if best >= 0.8 * sum(overlap.values()) else None
+    return voice if sum(overlap.values()) - best <= 0.2 else None
 
 
 def speaker_scores(out, truth) -> tuple[float, float, int]:

@@ -106,20 +106,57 @@ def test_reference_picks_the_smaller_voice():
     assert np.array_equal(target, ~truth) and d.mode == "reference" and d.target_voice == "voice_2"
 
 
+def parts_of(*rows: tuple[np.ndarray, float]) -> cg.ClipParts:
+    return cg.ClipParts(np.stack([e for e, _ in rows]).astype(np.float32), np.array([s for _, s in rows]))
+
+
 def test_a_joined_clip_is_the_target_only_if_every_part_is():
     e, _ = voices(12, 5)
     a_part, b_part = e[0], e[12]
     parts = [None] * len(e)
-    parts[1] = np.stack([a_part, e[2]])  # two phrases of the target
-    parts[3] = np.stack([a_part, b_part])  # the target, then a turn of the other voice
-    parts[4] = np.stack([a_part, np.zeros(256, np.float32)])  # a part without voice is not judged
+    parts[1] = parts_of((a_part, 2.0), (e[2], 3.0))  # two phrases of the target
+    parts[3] = parts_of((a_part, 3.0), (b_part, 2.0))  # the target, then a turn of the other voice
+    parts[4] = parts_of((a_part, 3.0), (np.zeros(256, np.float32), 2.0))  # a part without voice is not judged
+    parts[5] = parts_of((a_part, 4.0), (b_part, 0.5))  # the target, then a "Yeah." of the other voice
     d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts)
     assert d.reasons[1] == [] and d.reasons[4] == []
-    assert d.reasons[3][0].startswith("other_speaker:part_sim=") and d.similarity[3] >= 0.8  # the whole passes
+    assert d.reasons[3][0].startswith("other_speaker:part_sim=") and d.reasons[3][0].endswith("<0.6")
+    assert d.similarity[3] >= 0.8  # the whole clip passes: only its part fails
     assert d.voice[3] == "voice_1"  # the voices are the whole clips' clusters
+    assert d.reasons[5][0].startswith("other_speaker:part_sim=")
     plain = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None)
-    assert plain.reasons[3] == [] and [r for i, r in enumerate(d.reasons) if i != 3] == \
-        [r for i, r in enumerate(plain.reasons) if i != 3]
+    assert plain.reasons[3] == [] and plain.reasons[5] == []
+    # (the figures move a little: the target is found from the phrases, parts included)
+    assert [bool(r) for i, r in enumerate(d.reasons) if i not in (3, 5)] == \
+        [bool(r) for i, r in enumerate(plain.reasons) if i not in (3, 5)]
+    assert d.reasons[5][0].endswith("<0.45")  # the short part has its own, lower bar
+    # under no bar, the short part is still nearer to the other voice (its own clips) than to the target
+    lenient = cg.decide_speakers(e, sfx.config_section("speaker_gate", min_short_part_similarity=0.0), None, parts)
+    assert "other_voice=" in lenient.reasons[5][0] and lenient.reasons[3] == d.reasons[3]
+    # and with no other voice in the recordings, only the bar judges it
+    alone = cg.decide_speakers(e[:12], sfx.config_section("speaker_gate", min_short_part_similarity=0.0), None, parts[:12])
+    assert alone.reasons[5] == [] and alone.reasons[3][0].startswith("other_speaker:part_sim=")
+
+
+def test_the_target_is_found_from_phrases_not_from_joined_clips():
+    """A voice joined into most of the target's clips: whole-clip embeddings lean towards it,
+    the target's phrases (single clips and the joined clips' long parts) do not."""
+    e, _ = voices(10, 10, spread=0.1)
+    target, other = e[:10], e[10:]
+    # eight clips whose whole embedding mixes both voices, each a target phrase then the other
+    # voice's turn; two clips of the target alone
+    mixed = target[:8] + 1.5 * other[:8]
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    clips = np.vstack([mixed, target[8:]])
+    parts = [parts_of((target[k], 3.0), (other[k], 2.5)) for k in range(8)] + [None, None]
+    d = cg.decide_speakers(clips, sfx.config_section("speaker_gate"), None, parts)
+    assert all(r and r[0].startswith("other_speaker:") for r in d.reasons[:8]), d.reasons
+    assert d.reasons[8:] == [[], []]
+    # from the whole clips, the mixture is the largest voice: it passes, the target's own clips do not
+    whole = cg.decide_speakers(clips, sfx.config_section("speaker_gate"), None)
+    assert whole.reasons[:8] == [[]] * 8 and all(r for r in whole.reasons[8:]), whole.reasons
+    phrases = cg.phrase_embeddings(clips, parts)
+    assert len(phrases) == 8 * 2 + 2
 
 
 def test_no_voice_rows_and_the_gate_switched_off():

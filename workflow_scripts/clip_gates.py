@@ -19,17 +19,27 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
 * Target voice (``speaker_gate.*``): the clips' embeddings over all recordings are
   clustered (speaker_similarity.dominant_speaker); the clusters are the *voices* (numbered by
   size: ``voice_1`` is the largest). The target is the reference's mean embedding when
-  reference files are given, else the largest cluster's centroid; a clip whose cosine to
-  the target is under ``min_similarity`` is rejected as ``other_speaker:sim=<s><<min>``, a clip
-  in which the encoder found no voice as ``no_voice``. A clip joined from several segments
-  (preprocess joins short phrases) is also rejected when a voiced part is under
-  ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), so a turn of
-  a clearly different voice joined to a phrase of the target does not pass on the target's
-  share. The bar is lower than the whole clip's because a 2 s part's embedding is noisier: the
-  target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav`` against its
-  centroid, the Asterisk voice against a 3-prompt reference), a man's turns 0.46-0.51; another
-  woman recorded on the same studio chain scored 0.65-0.75, which the part check cannot tell
-  from the target (tests/test_audio_gates_e2e.py, tests/test_scoring.py).
+  reference files are given, else the centroid of the largest cluster of *phrases*: a clip of
+  one segment counts as one phrase, a joined clip (preprocess joins short phrases) as its parts
+  of at least LONG_PART_S, so another voice joined into many of the target's clips does not
+  pull the target towards itself (a conversation's answers are joined to the question before
+  them as often as not). A clip whose cosine to the target is under ``min_similarity`` is
+  rejected as ``other_speaker:sim=<s><<min>``, a clip in which the encoder found no voice as
+  ``no_voice``. A joined clip is also rejected when a voiced part of LONG_PART_S or more is
+  under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or a
+  shorter one (score_clips embeds parts from 0.25 s) under ``min_short_part_similarity`` or
+  nearer by SHORT_PART_MARGIN to another voice (a phrase cluster under ``min_similarity`` to
+  the target) than to the target (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
+  a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
+  share. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
+  one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
+  which voice it is nearer to, the absolute bar only catches the plainly foreign. Both bars are lower than the whole clip's because a part's embedding is
+  noisier: the target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav``
+  against its centroid, the Asterisk voice against a 3-prompt reference), a man's turns
+  0.44-0.54 and his one-word answers (0.4-0.9 s) 0.45-0.56 against the target's phrase
+  centroid in a conversation where most of his words were joined to hers
+  (tests/test_audio_gates_e2e.py); another woman recorded on the same studio chain scored
+  0.70-0.76, which the part checks cannot tell from the target.
 """
 from __future__ import annotations
 
@@ -40,12 +50,29 @@ import numpy as np
 
 from workflow_scripts.audio_quality import THRESHOLD_KEYS, gate_reasons
 from workflow_scripts.io_utils import StageError, read_jsonl
-from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, similarity
+from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, mean_direction, similarity
 
 # A voice is reported as found in a recording when it holds at least this many clips and
 # seconds there (a single stray clip is more often noise or a cough than a second speaker).
 VOICE_MIN_CLIPS = 2
 VOICE_MIN_SECONDS = 5.0
+# A joined clip's part at least this long is judged against min_part_similarity, and counts as
+# a phrase of its own when the target is found without a reference; shorter parts are judged
+# against min_short_part_similarity only.
+LONG_PART_S = 1.0
+# A short part is another voice's when it is at least this much nearer to one of the other
+# voices found than to the target: one-word answers of a man joined to a woman's phrases scored
+# 0.45-0.56 to her and 0.81-0.95 to his own turns; the margin keeps a part that is about as near
+# to both (a second take of the target, recorded elsewhere) on the target's side.
+SHORT_PART_MARGIN = 0.1
+
+
+@dataclass
+class ClipParts:
+    """A joined clip's embedded parts (score_clips' part_embeddings and part_seconds)."""
+
+    embeddings: np.ndarray  # k x EMBED_DIM
+    seconds: np.ndarray  # k
 
 
 @dataclass
@@ -54,7 +81,7 @@ class ClipScores:
 
     records: dict[str, dict]
     embeddings: dict[str, np.ndarray]
-    parts: dict[str, np.ndarray]  # a joined clip's part embeddings (k x EMBED_DIM); absent otherwise
+    parts: dict[str, ClipParts]  # a joined clip's embedded parts; absent otherwise
 
 
 def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
@@ -72,7 +99,11 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
             part = np.asarray(r["part_embeddings"], dtype=np.float32)
             if part.ndim != 2 or part.shape[1] != EMBED_DIM:
                 raise StageError(f"{path}: clip {r['clip']}: part_embeddings of shape {part.shape}, expected (k, {EMBED_DIM})")
-            parts[r["clip"]] = part
+            # a record without part_seconds embedded only parts of LONG_PART_S or more
+            seconds = np.asarray(r.get("part_seconds") or [LONG_PART_S] * len(part), dtype=np.float64)
+            if seconds.shape != (len(part),):
+                raise StageError(f"{path}: clip {r['clip']}: {len(seconds)} part_seconds for {len(part)} part_embeddings")
+            parts[r["clip"]] = ClipParts(part, seconds)
     return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts)
 
 
@@ -128,31 +159,67 @@ class SpeakerDecision:
     mode: str  # "reference" or "dominant"
 
 
+def phrase_embeddings(e: np.ndarray, parts: list[ClipParts | None]) -> np.ndarray:
+    """The rows the target is found from without a reference: each clip's embedding, a joined
+    clip's parts of LONG_PART_S or more in its place (when it has any voiced)."""
+    rows = []
+    for i, emb in enumerate(e):
+        part = parts[i] if i < len(parts) else None
+        long = part.embeddings[(part.seconds >= LONG_PART_S) & (np.linalg.norm(part.embeddings, axis=1) > 0)] if part else []
+        rows.extend(long if len(long) else [emb])
+    return np.asarray(rows, dtype=np.float32).reshape(-1, EMBED_DIM)
+
+
+def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, gate_cfg: dict) -> np.ndarray:
+    """Centroids (k x EMBED_DIM) of the phrase clusters (``labels``) of VOICE_MIN_CLIPS phrases
+    or more that are under ``min_similarity`` to the target: the other voices of the recordings."""
+    cents = [mean_direction(phrases[labels == c]) for c in range(int(labels.max()) + 1)
+             if (labels == c).sum() >= VOICE_MIN_CLIPS]
+    cents = [c for c in cents if np.any(c) and float(similarity(c, target)) < gate_cfg["min_similarity"]]
+    return np.asarray(cents, dtype=np.float32).reshape(-1, EMBED_DIM)
+
+
+def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
+    """Why a joined clip's parts are not all the target's ([] when they are): a part of
+    LONG_PART_S or more under ``min_part_similarity``; a shorter one under
+    ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to another voice than to the
+    target."""
+    voiced = np.linalg.norm(part.embeddings, axis=1) > 0
+    emb, seconds = part.embeddings[voiced], part.seconds[voiced]
+    reasons = []
+    for e, sec in zip(emb, seconds):
+        sim = float(similarity(e, target))
+        bar = gate_cfg["min_part_similarity"] if sec >= LONG_PART_S else gate_cfg["min_short_part_similarity"]
+        if sim < bar:
+            reasons.append(f"other_speaker:part_sim={sim:.2f}<{bar:g}")
+        elif sec < LONG_PART_S and len(others):
+            near = float(np.max(others @ e))
+            if near >= sim + SHORT_PART_MARGIN:
+                reasons.append(f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}")
+    return reasons[:1]
+
+
 def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None,
-                    parts: list[np.ndarray | None] | None = None) -> SpeakerDecision:
+                    parts: list[ClipParts | None] | None = None) -> SpeakerDecision:
     """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
-    ``parts[i]``: row i's part embeddings when it is a joined clip (None otherwise), each
-    voiced one checked against ``min_part_similarity``."""
+    ``parts[i]``: row i's embedded parts when it is a joined clip (None otherwise), each
+    voiced one checked against its bar."""
     e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
     voiced = np.linalg.norm(e, axis=1) > 0
     n = len(e)
+    parts = list(parts or [])
     voice = [""] * n
     if not voiced.any():
         return SpeakerDecision(np.zeros(n), voice, [["no_voice"]] * n, "", "reference" if reference is not None else "dominant")
-    labels, centroid = dominant_speaker(e, gate_cfg["cluster_threshold"])
+    labels, _ = dominant_speaker(e, gate_cfg["cluster_threshold"])
     for i in np.flatnonzero(voiced):
         voice[i] = f"voice_{labels[i] + 1}"
-    target = reference if reference is not None else centroid
+    phrases = phrase_embeddings(e, parts)
+    phrase_labels, phrase_centroid = dominant_speaker(phrases, gate_cfg["cluster_threshold"])
+    target = reference if reference is not None else phrase_centroid
+    others = other_voices(phrases, phrase_labels, target, gate_cfg)
     sims = np.where(voiced, np.atleast_1d(similarity(e, target)), 0.0)
-    part_sims = np.ones(n)
-    for i, part in enumerate(parts or []):
-        if part is None:
-            continue
-        part = np.asarray(part, dtype=np.float32).reshape(-1, EMBED_DIM)
-        part = part[np.linalg.norm(part, axis=1) > 0]
-        if len(part):
-            part_sims[i] = float(np.min(similarity(part, target)))
-    min_sim, min_part = gate_cfg["min_similarity"], gate_cfg["min_part_similarity"]
+    min_sim = gate_cfg["min_similarity"]
     reasons = []
     for i in range(n):
         if not gate_cfg["enabled"]:
@@ -161,8 +228,8 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
             reasons.append(["no_voice"])
         elif sims[i] < min_sim:
             reasons.append([f"other_speaker:sim={sims[i]:.2f}<{min_sim:g}"])
-        elif part_sims[i] < min_part:
-            reasons.append([f"other_speaker:part_sim={part_sims[i]:.2f}<{min_part:g}"])
+        elif i < len(parts) and parts[i] is not None:
+            reasons.append(part_reasons(parts[i], target, others, gate_cfg))
         else:
             reasons.append([])
     on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]

@@ -12,8 +12,9 @@ atomically; rows in ``clips.tsv`` order):
   (``dnsmos`` null when quality.enabled is false, its values None for a clip under 10 ms;
   ``voiced`` false when the speaker encoder found no voice: its embedding row is then zeros;
   a clip joined from several segments, ``joins_s`` in clips.tsv, also has
-  ``part_embeddings``: the embedding of each part of at least MIN_PART_S (1 s), 5 decimals,
-  so the speaker gate can check every part's voice)
+  ``part_embeddings``: the embedding of each part of at least MIN_PART_S (0.25 s), 5 decimals,
+  and ``part_seconds``, each such part's length, so the speaker gate can check every part's
+  voice, a short answer of another voice too)
 * ``embeddings.npy``: float32 array (clips x 256), L2-normed Resemblyzer embeddings.
 
 Both models are loaded once per process (workflow_scripts/audio_quality.py,
@@ -66,9 +67,11 @@ AUDIO_S_PER_WORKER = 120.0
 # The clips are handed out in runs of about this much audio, to whichever process is free:
 # the processes start at different times and finish together.
 CHUNK_S = 20.0
-# Parts of a joined clip shorter than this are not embedded: under one of the encoder's 1.6 s
-# partials an embedding says little about the voice.
-MIN_PART_S = 1.0
+# Parts of a joined clip shorter than this are not embedded: a quarter second holds about one
+# syllable, less than the speaker encoder can place. Parts from here up are: a backchannel of
+# another voice ("Yeah.", "Right.", 0.4-0.9 s) joined to the target's phrase is what the
+# speaker gate must find in a conversation.
+MIN_PART_S = 0.25
 
 
 def read_clip_list(clips_dir: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
@@ -212,9 +215,9 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins
         embs[i] = models["encoder"].embed(a16, SR)
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
         if cuts:  # a clip of joined segments: each part's voice too (the speaker gate checks them)
-            parts = [models["encoder"].embed(part, SR) for part in split_at(a16, SR, cuts)
-                     if len(part) >= MIN_PART_S * SR]
-            record["part_embeddings"] = [[round(float(x), 5) for x in e] for e in parts]
+            parts = [part for part in split_at(a16, SR, cuts) if len(part) >= MIN_PART_S * SR]
+            record["part_embeddings"] = [[round(float(x), 5) for x in models["encoder"].embed(part, SR)] for part in parts]
+            record["part_seconds"] = [round(len(part) / SR, 3) for part in parts]
         records.append(record)
         if on_clip:
             on_clip(dur)
