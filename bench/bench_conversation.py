@@ -3,15 +3,16 @@ the other voice gets into the kept clips.
 
     python3 envs/setup_venvs.py scoring
     $(python3 envs/setup_venvs.py --print-path scoring)/bin/python bench/bench_conversation.py \\
-        [--others joe,june] [--threads 2] [--out bench/out/conversation.json]
+        [--inputs joe,joe-quick,june] [--threads 2] [--out bench/out/conversation.json]
 
 Each input is built from real speech (bench/bench_gates.py's sources): the target (Debian's
 Asterisk voice, 60 prompts) talks with 0.3-0.9 s between her phrases; after every second
 phrase the other voice answers in one word 0.2-0.4 s after her ("Yeah.", "Right.", 0 to 6 dB
 under her level) and she goes on 0.25-0.45 s later; every tenth phrase he or she takes a turn
-of a sentence, 1.2 s apart. ``joe``: Piper's en_US joe (a man; words synthesised);
-``june``: Asterisk's fr-CA voice (a woman recorded on the same studio chain; her one-word
-answers are the first word of her prompts). A room-tone bed at -45 dBFS under all of it.
+of a sentence, 1.2 s apart (``joe-quick``: 0.3 s, so that segmentation has no pause to tell
+the turn by). ``joe``: Piper's en_US joe (a man; words synthesised); ``june``: Asterisk's
+fr-CA voice (a woman recorded on the same studio chain; her one-word answers are the first
+word of her prompts). A room-tone bed at -45 dBFS under all of it.
 
 The workflow runs to metadata.csv (bench/bench_dataset.run_ours: faster-whisper tiny.en,
 ``separation: none``, defaults otherwise) and each clip is matched to the known voice
@@ -60,8 +61,9 @@ def first_word(audio: np.ndarray, lo: float = 0.2, hi: float = 1.0) -> np.ndarra
     return None
 
 
-def build(other: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
-    """(audio at SR, [[start_s, end_s, voice], ...])."""
+def build(name: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
+    """(audio at SR, [[start_s, end_s, voice], ...]) of input ``name``."""
+    other, turn_gap = name.split("-")[0], 0.3 if name.endswith("-quick") else 1.2
     rng = np.random.default_rng(seed)
     names = [n for n, _ in bg.prompt_pool()]
     target = bg.target_clips(names[60:120])
@@ -84,7 +86,10 @@ def build(other: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
     n_answer = n_turn = 0
     for k, (_, audio) in enumerate(target):
         if k % 10 == 9 and n_turn < len(turns):
-            add(turns[n_turn], other, 1.2)
+            if turn_gap < 1:  # the turn comes straight after the last voice, not after its pause
+                parts[-1] = np.zeros(int(turn_gap * SR), np.float32)
+                t = truth[-1][1] + turn_gap
+            add(turns[n_turn], other, turn_gap)
             n_turn += 1
         if k % 2:
             add(audio, "target", rng.uniform(0.2, 0.4))
@@ -118,19 +123,19 @@ def main() -> int:
     import soundfile as sf
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--others", default="joe,june")
+    ap.add_argument("--inputs", default="joe,joe-quick,june")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "conversation.json"))
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-conversation-") as tmp:
-        for other in args.others.split(","):
-            audio, truth = build(other)
-            wav = Path(tmp) / f"conv_{other}.wav"
+        for name in args.inputs.split(","):
+            audio, truth = build(name)
+            wav = Path(tmp) / f"conv_{name}.wav"
             sf.write(str(wav), audio, SR, subtype="PCM_16")
-            clips, reasons, wall, _ = bd.run_ours(f"conv_{other}", wav, args.threads, {})
-            results[other] = {**measure(clips, truth), "rejected": dict(sorted(reasons.items())), "wall_s": round(wall, 1)}
-            print(other, json.dumps(results[other]), flush=True)
+            clips, reasons, wall, _ = bd.run_ours(f"conv_{name}", wav, args.threads, {})
+            results[name] = {**measure(clips, truth), "rejected": dict(sorted(reasons.items())), "wall_s": round(wall, 1)}
+            print(name, json.dumps(results[name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -448,6 +448,7 @@ def speaker_gate_params():
             "min_similarity",
             "min_part_similarity",
             "min_short_part_similarity",
+            "min_window_similarity",
             "cluster_threshold",
         )
     }

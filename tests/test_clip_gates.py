@@ -159,6 +159,19 @@ def test_the_target_is_found_from_phrases_not_from_joined_clips():
     assert len(phrases) == 8 * 2 + 2
 
 
+def test_a_turn_of_another_voice_inside_a_clip_fails_on_its_windows():
+    e, _ = voices(12, 5)
+    windows = [None] * len(e)
+    windows[0] = np.stack([e[1], e[2], e[3], e[4]])  # the target throughout
+    windows[1] = np.stack([e[1], e[2], e[12], e[13]])  # two windows of the other voice
+    windows[2] = np.stack([e[1], e[2], e[3], e[12]])  # one odd window is not a turn
+    d = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, None, windows)
+    assert d.reasons[0] == [] and d.reasons[2] == []
+    assert d.reasons[1][0].startswith("other_speaker:window_sim=") and d.reasons[1][0].endswith("<0.6")
+    off = cg.decide_speakers(e, sfx.config_section("speaker_gate", min_window_similarity=0.0), None, None, windows)
+    assert off.reasons[1] == []
+
+
 def test_no_voice_rows_and_the_gate_switched_off():
     e, _ = voices(4, 0)
     e = np.vstack([e, np.zeros((1, 256), np.float32)])

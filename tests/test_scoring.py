@@ -115,6 +115,13 @@ def test_speaker_gate_target_among_other_real_voices(py, fixtures, tmp_path):
     assert truth.sum() == 24 and (~truth).sum() == 16  # 8 joe (a man), 8 June (another woman)
     assert all(r["voiced"] for r in records)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+    # each clip's speaker-encoder windows: unit rows whose mean direction is the clip's embedding
+    for r, e in zip(records, emb):
+        w = np.asarray(r.get("window_embeddings") or np.zeros((0, 256)))
+        assert len(w) >= 2 or r["duration_s"] < 3.0, (r["clip"], r["duration_s"], len(w))
+        if len(w):
+            assert np.allclose(np.linalg.norm(w, axis=1), 1.0, atol=5e-3)
+            assert float(spk.mean_direction(w) @ e) > 0.999, r["clip"]
     # with a reference
     ref = spk.mean_direction(ref_emb)
     p, r = spk.precision_recall(spk.is_target(emb, ref), truth)

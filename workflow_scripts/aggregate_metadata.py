@@ -143,7 +143,8 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, []
     embeddings = np.stack([r["embedding"] for r in rows])
-    decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows])
+    decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows],
+                               [r.get("window_embeddings") for r in rows])
     coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])
@@ -217,6 +218,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 row["dnsmos"] = scores.records[clip]["dnsmos"]
                 row["embedding"] = scores.embeddings[clip]
                 row["part_embeddings"] = scores.parts.get(clip)
+                row["window_embeddings"] = scores.windows.get(clip)
             languages[clip] = record.get("language") or "en"
             rows.append(row)
     speakers_summary, quality_summary = apply_audio_gates(rows, audio_gates) if audio_gates else (None, None)

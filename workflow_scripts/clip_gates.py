@@ -33,7 +33,14 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
   share. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
   one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
-  which voice it is nearer to, the absolute bar only catches the plainly foreign. Both bars are lower than the whole clip's because a part's embedding is
+  which voice it is nearer to, the absolute bar only catches the plainly foreign. Inside a
+  phrase, a turn of another voice that segmentation left in one segment (a short gap between
+  speakers) shows in the speaker encoder's 1.6 s windows: a clip whose second-lowest window is
+  under ``min_window_similarity`` to the target is rejected (``other_speaker:window_sim=<s><<min>``).
+  Measured against the phrase centroid: a man's 3-4 s turns inside a woman's clips 0.48-0.51;
+  the second-lowest window of one-speaker clips at least 0.66 (silero-vad's ``aepyx.wav``
+  broadcast; 0.75-0.82 on its ``test.wav``, the Asterisk voice read and spontaneous, in takes
+  and noise, and ``ve9qrp.wav``'s HF radio). Both bars are lower than the whole clip's because a part's embedding is
   noisier: the target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav``
   against its centroid, the Asterisk voice against a 3-prompt reference), a man's turns
   0.44-0.54 and his one-word answers (0.4-0.9 s) 0.45-0.56 against the target's phrase
@@ -82,6 +89,7 @@ class ClipScores:
     records: dict[str, dict]
     embeddings: dict[str, np.ndarray]
     parts: dict[str, ClipParts]  # a joined clip's embedded parts; absent otherwise
+    windows: dict[str, np.ndarray]  # the speaker encoder's windows (k x EMBED_DIM) of a clip of 2 or more
 
 
 def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
@@ -93,8 +101,13 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
         raise StageError(f"{embeddings_npy}: cannot read ({exc})") from exc
     if emb.shape != (len(records), EMBED_DIM):
         raise StageError(f"{embeddings_npy}: shape {emb.shape}, expected ({len(records)}, {EMBED_DIM}) for {path}")
-    parts = {}
+    parts, windows = {}, {}
     for r in records:
+        if r.get("window_embeddings"):
+            win = np.asarray(r["window_embeddings"], dtype=np.float32)
+            if win.ndim != 2 or win.shape[1] != EMBED_DIM:
+                raise StageError(f"{path}: clip {r['clip']}: window_embeddings of shape {win.shape}, expected (k, {EMBED_DIM})")
+            windows[r["clip"]] = win
         if r.get("part_embeddings"):
             part = np.asarray(r["part_embeddings"], dtype=np.float32)
             if part.ndim != 2 or part.shape[1] != EMBED_DIM:
@@ -104,7 +117,7 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
             if seconds.shape != (len(part),):
                 raise StageError(f"{path}: clip {r['clip']}: {len(seconds)} part_seconds for {len(part)} part_embeddings")
             parts[r["clip"]] = ClipParts(part, seconds)
-    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts)
+    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts, windows)
 
 
 RELATIVE_KEYS = ("ovrl", "p808")  # the scores whose bar relative_margin may lower
@@ -199,15 +212,28 @@ def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_c
     return reasons[:1]
 
 
+def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dict) -> list[str]:
+    """``other_speaker:window_sim=<s><<min>`` when the second-lowest of a clip's speaker-encoder
+    windows is under ``min_window_similarity`` (two windows: ~2.3 s of another voice), or []."""
+    if windows is None or len(windows) < 2:
+        return []
+    sims = np.sort(np.atleast_1d(similarity(np.asarray(windows, dtype=np.float32).reshape(-1, EMBED_DIM), target)))
+    bar = gate_cfg["min_window_similarity"]
+    return [f"other_speaker:window_sim={sims[1]:.2f}<{bar:g}"] if sims[1] < bar else []
+
+
 def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None,
-                    parts: list[ClipParts | None] | None = None) -> SpeakerDecision:
+                    parts: list[ClipParts | None] | None = None,
+                    windows: list[np.ndarray | None] | None = None) -> SpeakerDecision:
     """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
     ``parts[i]``: row i's embedded parts when it is a joined clip (None otherwise), each
-    voiced one checked against its bar."""
+    voiced one checked against its bar; ``windows[i]``: row i's speaker-encoder windows
+    (None for a clip of one window)."""
     e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
     voiced = np.linalg.norm(e, axis=1) > 0
     n = len(e)
     parts = list(parts or [])
+    windows = list(windows or [])
     voice = [""] * n
     if not voiced.any():
         return SpeakerDecision(np.zeros(n), voice, [["no_voice"]] * n, "", "reference" if reference is not None else "dominant")
@@ -228,10 +254,9 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
             reasons.append(["no_voice"])
         elif sims[i] < min_sim:
             reasons.append([f"other_speaker:sim={sims[i]:.2f}<{min_sim:g}"])
-        elif i < len(parts) and parts[i] is not None:
-            reasons.append(part_reasons(parts[i], target, others, gate_cfg))
         else:
-            reasons.append([])
+            part = part_reasons(parts[i], target, others, gate_cfg) if i < len(parts) and parts[i] is not None else []
+            reasons.append(part or window_reasons(windows[i] if i < len(windows) else None, target, gate_cfg))
     on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]
     target_voice = max(sorted(set(on_target)), key=on_target.count) if on_target else ""
     return SpeakerDecision(np.round(sims, 4), voice, reasons, target_voice,

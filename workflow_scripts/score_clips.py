@@ -14,7 +14,9 @@ atomically; rows in ``clips.tsv`` order):
   a clip joined from several segments, ``joins_s`` in clips.tsv, also has
   ``part_embeddings``: the embedding of each part of at least MIN_PART_S (0.25 s), 5 decimals,
   and ``part_seconds``, each such part's length, so the speaker gate can check every part's
-  voice, a short answer of another voice too)
+  voice, a short answer of another voice too); a clip of two speaker-encoder windows or more
+  (1.6 s of voiced audio each, 1.3 per second) also has ``window_embeddings``, each window's
+  embedding, 3 decimals, so the gate can find a turn of another voice inside a phrase)
 * ``embeddings.npy``: float32 array (clips x 256), L2-normed Resemblyzer embeddings.
 
 Both models are loaded once per process (workflow_scripts/audio_quality.py,
@@ -212,8 +214,10 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins
         audio, sr = read_clip(clips_dir / name)
         a16 = to_16k(audio, sr)
         scores = models["dnsmos"].score(a16, SR) if models["dnsmos"] else None
-        embs[i] = models["encoder"].embed(a16, SR)
+        embs[i], windows = models["encoder"].embed_with_windows(a16, SR)
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
+        if len(windows) >= 2:
+            record["window_embeddings"] = [[round(float(x), 3) for x in w] for w in windows]
         if cuts:  # a clip of joined segments: each part's voice too (the speaker gate checks them)
             parts = [part for part in split_at(a16, SR, cuts) if len(part) >= MIN_PART_S * SR]
             record["part_embeddings"] = [[round(float(x), 5) for x in models["encoder"].embed(part, SR)] for part in parts]

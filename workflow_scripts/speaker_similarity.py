@@ -148,22 +148,29 @@ class SpeakerEncoder:
 
     def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """256-d float32 L2-normed embedding; all zeros for a clip without any voiced audio."""
+        return self.embed_with_windows(audio, sr)[0]
+
+    def embed_with_windows(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the embedding, as ``embed``; its partials' L2-normed embeddings, one row per 1.6 s
+        window of the voiced audio, 0 x 256 for a clip without voice)."""
         from workflow_scripts.audio_quality import to_16k
 
+        none = np.zeros(EMBED_DIM, np.float32), np.zeros((0, EMBED_DIM), np.float32)
         wav = to_16k(audio, sr)
         if len(wav) == 0 or not np.any(wav):
-            return np.zeros(EMBED_DIM, np.float32)
+            return none
         pre = self._preprocess(wav)  # at 16 kHz already: volume + long pauses only
         if len(pre) < SR // 10:  # webrtcvad heard (almost) no voice: embed the clip as it is
             pre = wav
-        emb = self._embed(pre)
-        if not np.all(np.isfinite(emb)):
-            return np.zeros(EMBED_DIM, np.float32)
-        return emb
+        emb, windows = self._embed(pre)
+        if not np.all(np.isfinite(emb)) or not np.all(np.isfinite(windows)):
+            return none
+        return emb, windows
 
-    def _embed(self, wav: np.ndarray) -> np.ndarray:
+    def _embed(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resemblyzer's ``embed_utterance`` (its partial slices at its defaults, zero padding,
-        its mel spectrogram, the mean of the partials' embeddings, L2-normed), the mel from
+        its mel spectrogram, the mean of the partials' embeddings, L2-normed) and the partials
+        themselves, L2-normed; the mel from
         workflow_scripts/mel.py (librosa's numbers, without importing librosa), the network
         in bfloat16 when so configured."""
         import torch
@@ -179,7 +186,7 @@ class SpeakerEncoder:
         with torch.inference_mode():
             partials = network(mels).float().cpu().numpy()
         raw = partials.mean(axis=0)
-        return (raw / np.linalg.norm(raw)).astype(np.float32)
+        return (raw / np.linalg.norm(raw)).astype(np.float32), normalize(partials)
 
     def embed_file(self, path: str | Path) -> np.ndarray:
         import soundfile as sf
