@@ -217,7 +217,7 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins
         embs[i], windows = models["encoder"].embed_with_windows(a16, SR)
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
         if len(windows) >= 2:
-            record["window_embeddings"] = [[round(float(x), 3) for x in w] for w in windows]
+            record["window_embeddings"] = np.round(windows.astype(np.float64), 3).tolist()
         if cuts:  # a clip of joined segments: each part's voice too (the speaker gate checks them)
             parts = [part for part in split_at(a16, SR, cuts) if len(part) >= MIN_PART_S * SR]
             record["part_embeddings"] = [[round(float(x), 5) for x in models["encoder"].embed(part, SR)] for part in parts]
