@@ -40,13 +40,13 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   Measured against the phrase centroid: a man's 3-4 s turns inside a woman's clips 0.48-0.51;
   the second-lowest window of one-speaker clips at least 0.66 (silero-vad's ``aepyx.wav``
   broadcast; 0.75-0.82 on its ``test.wav``, the Asterisk voice read and spontaneous, in takes
-  and noise, and ``ve9qrp.wav``'s HF radio). Both bars are lower than the whole clip's because a part's embedding is
-  noisier: the target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav``
-  against its centroid, the Asterisk voice against a 3-prompt reference), a man's turns
-  0.44-0.54 and his one-word answers (0.4-0.9 s) 0.45-0.56 against the target's phrase
-  centroid in a conversation where most of his words were joined to hers
-  (tests/test_audio_gates_e2e.py); another woman recorded on the same studio chain scored
-  0.70-0.76, which the part checks cannot tell from the target.
+  and noise, and ``ve9qrp.wav``'s HF radio). The part and window bars are lower than the
+  whole clip's because a part's embedding is noisier: the target's own 2 s parts scored
+  0.69-0.77 (silero-vad's one-speaker ``test.wav`` against its centroid, the Asterisk voice
+  against a 3-prompt reference), a man's turns 0.44-0.54 and his one-word answers (0.4-0.9 s)
+  0.45-0.56 against the target's phrase centroid in a conversation where most of his words
+  were joined to hers (bench/bench_conversation.py); another woman recorded on the same studio
+  chain scored 0.70-0.76, which no part check tells from the target.
 """
 from __future__ import annotations
 
@@ -198,18 +198,15 @@ def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_c
     ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to another voice than to the
     target."""
     voiced = np.linalg.norm(part.embeddings, axis=1) > 0
-    emb, seconds = part.embeddings[voiced], part.seconds[voiced]
-    reasons = []
-    for e, sec in zip(emb, seconds):
+    for e, sec in zip(part.embeddings[voiced], part.seconds[voiced]):
         sim = float(similarity(e, target))
         bar = gate_cfg["min_part_similarity"] if sec >= LONG_PART_S else gate_cfg["min_short_part_similarity"]
         if sim < bar:
-            reasons.append(f"other_speaker:part_sim={sim:.2f}<{bar:g}")
-        elif sec < LONG_PART_S and len(others):
-            near = float(np.max(others @ e))
-            if near >= sim + SHORT_PART_MARGIN:
-                reasons.append(f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}")
-    return reasons[:1]
+            return [f"other_speaker:part_sim={sim:.2f}<{bar:g}"]
+        near = float(np.max(others @ e)) if sec < LONG_PART_S and len(others) else -1.0
+        if near >= sim + SHORT_PART_MARGIN:
+            return [f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}"]
+    return []
 
 
 def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dict) -> list[str]:
