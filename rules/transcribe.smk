@@ -49,6 +49,7 @@ rule aggregate_metadata:
         rejected=dataset_path("rejected.tsv"),
         review=dataset_path("transcripts.tsv"),
         summary=dataset_path("transcription_summary.json"),
+        recut=directory(dataset_path("recut")),
     log:
         log_path("aggregate_metadata", "all"),
     benchmark:
@@ -71,5 +72,6 @@ rule aggregate_metadata:
         language=config["transcription"]["language"],
         quality=quality_gate_params(),
         speaker_gate=speaker_gate_params(),
+        recut=recut_params(),
     script:
         "../workflow_scripts/aggregate_metadata.py"

@@ -57,6 +57,7 @@ def speaker_scores(out, truth) -> tuple[float, float, int]:
     """(precision, recall, clips judged) of the speaker gate's target decision on the talk;
     a clip that holds two voices is never kept."""
     clips = {c["clip"]: c for c in read_tsv(out / "processed" / "talk" / "clips" / "clips.tsv")}
+    clips.update({c["clip"]: c for c in read_tsv(out / "recut" / "clips.tsv")})  # clips cut again
     rows = [r for r in read_tsv(out / "transcripts.tsv") if r["recording"] == "talk"]
     tp = fp = fn = judged = 0
     for r in rows:
@@ -104,6 +105,10 @@ def test_dominant_voice_and_clean_audio_only(run, recordings):
     rejected = (out / "rejected.tsv").read_text("utf-8")
     assert "other_speaker:sim=" in rejected and "low_dnsmos_" in rejected
     assert "other_speaker:part_sim=" in rejected  # joe's turn joined to the target's phrase
+    # ... and the target's phrases of such clips are clips of their own (speaker_scores: of one voice)
+    recut = read_tsv(out / "recut" / "clips.tsv")
+    assert spk["recut"]["clips"] == len(recut) >= 1 and {c["clip"] for c in recut} <= {x["clip"] for x in kept_talk}
+    assert all((out / "recut" / c["clip"]).is_file() for c in recut)
     page = (out / "review" / "index.html").read_text("utf-8")
     assert '"speaker_sim":' in page and '"ovrl":' in page and "audio quality (DNSMOS OVRL)" in page
     for fig in ("audio_quality.png", "speakers.png"):

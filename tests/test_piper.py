@@ -139,6 +139,8 @@ def env_module(name):
     return f"pvw/{{name}}"
 def all_clip_dirs():
     return [dataset_path("processed/rec/clips")]
+def recut_dirs():
+    return []
 '''
 
 MINI_SNAKEFILE = '''

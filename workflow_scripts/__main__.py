@@ -42,7 +42,7 @@ STAGE_COMMANDS = {
                               "vocals, segmentation and clips (trimmed, merged, loudness-normalised)",
                               targets=("summary.json",)),
     "transcribe": Stage("metadata", ("aggregate_metadata",), ("processed/{rec}/transcripts.jsonl",),
-                        ("metadata.csv", "rejected.tsv", "transcripts.tsv", "transcription_summary.json"),
+                        ("metadata.csv", "rejected.tsv", "transcripts.tsv", "transcription_summary.json", "recut/"),
                         "transcribe every clip and apply the quality gate"),
     "train": Stage("voice", (), (), ("piper/dataset.csv", "checkpoints/", "voice/voice.onnx", "voice/voice.onnx.json",
                                      "voice/smoke_test.json"),

@@ -6,8 +6,8 @@ Outputs (root = config ``output_dir``):
 
       clip_filename|transcript|duration|speaker|quality
 
-  ``clip_filename`` is the WAV file name inside ``processed/{rec}/clips/`` (names carry
-  the recording id, so they are unique; duplicates are an error), ``transcript`` the text
+  ``clip_filename`` is the WAV file name inside ``processed/{rec}/clips/`` or ``recut/``
+  (names carry the recording id, so they are unique; duplicates are an error), ``transcript`` the text
   normalised for Piper (see quality_gate.normalize_text), ``duration`` seconds (3
   decimals), ``speaker`` the recording's speaker, ``quality`` the score in [0, 1] (4
   decimals). The first two columns are Piper's ``utt.wav|text`` format.
@@ -16,6 +16,11 @@ Outputs (root = config ``output_dir``):
 * ``transcripts.tsv``: every clip with its decision and both texts (for review), then its
   audio scores: columns ``REVIEW_COLUMNS`` (``override`` = the applied manual action, empty
   when none; the scores are empty when the audio gates are off).
+* ``recut/``: the clips cut again from joined clips the speaker gate rejected for another
+  voice's part (workflow_scripts/recut.py; ``speaker_gate.recut``): ``{clip stem}-{part}.wav``
+  and ``clips.tsv`` (RECUT_COLUMNS: the source clip, stem times). metadata.csv names them
+  like every clip; their source clip stays in rejected.tsv, and ``cut_from`` in
+  transcripts.tsv names it.
 * ``transcription_summary.json``: counts (clips, kept, rejected, hours) and rejections by
   reason code (rejected clips only), in total and per recording, the voices found per
   recording (``speakers``) and the applied overrides.
@@ -50,6 +55,7 @@ if "snakemake" in globals():
 
 from workflow_scripts.clip_gates import (  # noqa: E402
     ClipScores,
+    SpeakerDecision,
     applied_bars,
     decide_speakers,
     embedding_map,
@@ -58,7 +64,9 @@ from workflow_scripts.clip_gates import (  # noqa: E402
     target_quantiles,
     voices_by_recording,
 )
-from workflow_scripts.io_utils import StageError, atomic_path, read_jsonl, run_stage
+from workflow_scripts.io_utils import StageError, atomic_dir, atomic_path, read_clips_table, read_jsonl, run_stage, to_int16
+from workflow_scripts.loudness import normalise
+from workflow_scripts.recut import RecutParams, plan_clip, read_clip, recut_name
 from workflow_scripts.shards import member_outputs
 from workflow_scripts.quality_gate import evaluate, gate_config, normalize_text, reason_code, unspeakable_chars
 
@@ -136,12 +144,12 @@ class AudioGates:
     reference: np.ndarray | None
 
 
-def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[list[str]]]:
+def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[list[str]], SpeakerDecision | None]:
     """Voice labels and similarity on every row (in place); returns the speaker part of the
-    summary (mode, target voice; voices per recording are added once the rows are decided) and
-    each row's target-voice reasons ([] = the target)."""
+    summary (mode, target voice; voices per recording are added once the rows are decided),
+    each row's target-voice reasons ([] = the target) and the decision (None without rows)."""
     if not rows:
-        return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, []
+        return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, [], None
     embeddings = np.stack([r["embedding"] for r in rows])
     decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows],
                                [r.get("window_embeddings") for r in rows])
@@ -151,39 +159,80 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
         row["voice"] = decision.voice[i]
         row["map"] = (float(coords[i, 0]), float(coords[i, 1]))
     return ({"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
-             "min_similarity": gates.speaker["min_similarity"]}, decision.reasons)
+             "min_similarity": gates.speaker["min_similarity"]}, decision.reasons, decision)
 
 
-def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict]:
+def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, SpeakerDecision | None]:
     """The DNSMOS and target-voice reasons on every row (in place; the DNSMOS ones first).
     The OVRL and P.808 bars are set by the target voice's clips (clip_gates.applied_bars), so the
-    speaker decision comes first. Returns the speaker and quality parts of the summary."""
-    speakers, speaker_reasons = apply_speaker_gate(rows, gates)
+    speaker decision comes first. Returns the speaker and quality parts of the summary and the
+    speaker decision."""
+    speakers, speaker_reasons, decision = apply_speaker_gate(rows, gates)
     target = [r["dnsmos"] for r, why in zip(rows, speaker_reasons) if not why and r["dnsmos"]]
     bars = applied_bars(target, gates.quality) if gates.quality["enabled"] else {}
     for row, why in zip(rows, speaker_reasons):
-        extra = [*quality_reasons(row["dnsmos"], gates.quality, bars), *why]
+        low = quality_reasons(row["dnsmos"], gates.quality, bars)
+        row["_voice_only"] = bool(why) and not low and not row["reasons"] and all(
+            x.startswith("other_speaker:") and "window_sim" not in x for x in why)
+        extra = [*low, *why]
         if extra:
             row["reasons"] = [*row["reasons"], *extra]
             row["keep"] = False
     speakers["recordings"] = voices_by_recording(rows)
+    speakers["recut"] = {"clips": 0, "seconds": 0.0, "source_clips": 0}  # apply_recut fills it
     q = gates.quality["relative_quantile"]
     quality = {"enabled": gates.quality["enabled"], "target_clips": len(target), "relative_quantile": q}
     for key, level in target_quantiles(target, q).items():
         quality.update({f"min_{key}": gates.quality[f"min_{key}"], f"min_{key}_applied": bars.get(key),
                         f"target_quantile_{key}": None if level is None else round(level, 3)})
-    return speakers, quality
+    return speakers, quality, decision
+
+
+def apply_recut(rows: list[dict], gates: AudioGates, decision: SpeakerDecision | None, p: RecutParams) -> list[dict]:
+    """New rows for the target's runs of the joined clips rejected for another voice's part
+    (workflow_scripts/recut.py), each gated like a transcribed clip; only the kept ones are
+    returned, their levelled audio in ``_audio``. The rows' voice and map place are their
+    source clip's."""
+    if not p.enabled or decision is None or decision.target is None or not gates.speaker["enabled"]:
+        return []
+    out = []
+    for row in rows:
+        if not row.get("_voice_only") or row.get("part_embeddings") is None or row.get("_clip_path") is None:
+            continue
+        audio, rate = read_clip(row["_clip_path"])
+        for run, a, b, record in plan_clip(row["_record"], row["part_embeddings"], row["_joins"], audio, rate,
+                                           decision.target, decision.others, gates.speaker, p):
+            ev = evaluate(record, row["_cfg"])
+            if not ev["keep"]:
+                continue
+            out.append({
+                **{k: row[k] for k in ("recording", "speaker", "decoding", "dnsmos", "voice", "map")},
+                "clip": recut_name(row["clip"], run), "keep": True, "quality": ev["quality"],
+                "duration": record["duration_s"], "reasons": [], "text": _clean(ev["text"]),
+                "normalised": _clean(ev["normalised"]), "override": "", "embedding": run.embedding,
+                "speaker_sim": round(run.similarity, 4), "cut_from": row["clip"],
+                "start_s": row["_start_s"] + a / rate, "end_s": row["_start_s"] + b / rate,
+                "_audio": audio[a:b], "_rate": rate,
+            })
+    for rate in sorted({r["_rate"] for r in out}):
+        batch = [r for r in out if r["_rate"] == rate]
+        for r, (y, _, after) in zip(batch, normalise([r["_audio"] for r in batch], rate, p.target_lufs, p.peak_dbfs)):
+            r["_audio"], r["lufs"] = y, after
+    return out
 
 
 def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | None = None,
               overrides: dict | None = None, overrides_file: str | None = None,
-              audio_gates: AudioGates | None = None) -> dict:
+              audio_gates: AudioGates | None = None, recut: RecutParams | None = None) -> dict:
     """``recordings``: [(rec, transcripts.jsonl, clips dir or None, speaker[, language])].
 
     The expected language of a recording is ``gate.language`` when set, else the
     recording's own language (5th item), else ``language``. ``audio_gates`` (the score_clips
     outputs and the quality / speaker_gate sections) add the DNSMOS and target-voice reasons.
-    ``overrides`` (from ``read_overrides``) are applied after every gate and win over them.
+    ``recut`` (enabled): the target's runs of joined clips rejected for another voice's part
+    become rows of their own (``cut_from``: the source clip; ``_audio``: their levelled audio,
+    which write_recut writes). ``overrides`` (from ``read_overrides``) are applied after every
+    gate and win over them; a source clip kept by one drops its recut rows.
     Returns {"rows": [...all clips with decision...], "summary": {...}}.
     """
     overrides = overrides or {}
@@ -196,6 +245,9 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
         if (gate_cfg or {}).get("language") is None and len(item) > 4 and item[4]:
             rec_cfg = {**cfg, "language": item[4]}
         scores = audio_gates.scores.get(rec) if audio_gates else None
+        # clips.tsv (preprocess_clips writes one) places each clip's joins, for apply_recut
+        has_table = clips_dir is not None and scores is not None and (Path(clips_dir) / "clips.tsv").exists()
+        table = {r["clip"]: r for r in read_clips_table(clips_dir)} if has_table else {}
         for record in read_jsonl(jsonl):
             clip = record.get("clip")
             if not clip:
@@ -219,12 +271,30 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 row["embedding"] = scores.embeddings[clip]
                 row["part_embeddings"] = scores.parts.get(clip)
                 row["window_embeddings"] = scores.windows.get(clip)
+                if clip in table:  # what apply_recut needs to cut the clip again
+                    row.update(_record=record, _cfg=rec_cfg, _clip_path=Path(clips_dir) / clip,
+                               _start_s=float(table[clip]["start_s"]),
+                               _joins=[float(x) for x in (table[clip].get("joins_s") or "").split(";") if x])
             languages[clip] = record.get("language") or "en"
             rows.append(row)
-    speakers_summary, quality_summary = apply_audio_gates(rows, audio_gates) if audio_gates else (None, None)
+    speakers_summary, quality_summary, decision = apply_audio_gates(rows, audio_gates) if audio_gates else (None, None, None)
+    if audio_gates is not None:
+        for r in apply_recut(rows, audio_gates, decision, recut or RecutParams(enabled=False)):
+            if r["clip"] in seen:
+                raise StageError(f"recut clip name {r['clip']} is also a clip of recording {seen[r['clip']]}")
+            seen[r["clip"]] = r["recording"]
+            languages[r["clip"]] = languages[r["cut_from"]]
+            rows.append(r)
     for row in rows:
         if row["clip"] in overrides:
             applied.append(apply_override(row, overrides[row["clip"]], languages[row["clip"]]))
+    # a source clip kept after all (a manual accept or edit) holds its recut clips' audio
+    kept_sources = {r["clip"] for r in rows if r["keep"]}
+    rows = [r for r in rows if r.get("cut_from") not in kept_sources]
+    recut_rows = [r for r in rows if r.get("cut_from")]
+    if speakers_summary is not None:
+        speakers_summary["recut"] = {"clips": len(recut_rows), "seconds": round(sum(r["duration"] for r in recut_rows), 3),
+                                     "source_clips": len({r["cut_from"] for r in recut_rows})}
     rows.sort(key=lambda r: (r["clip"], r["recording"]))
     applied.sort(key=lambda a: a["clip"])
     kept = [r for r in rows if r["keep"]]
@@ -244,7 +314,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
     summary = {
         "clips": len(rows), "kept": len(kept), "rejected": len(rows) - len(kept),
         "kept_hours": round(sum(r["duration"] for r in kept) / 3600, 4),
-        "total_hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+        "total_hours": round(sum(r["duration"] for r in rows if not r.get("cut_from")) / 3600, 4),
         "mean_quality_kept": round(sum(r["quality"] for r in kept) / len(kept), 4) if kept else None,
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "rejected_seconds_by_first_reason": {k: round(v, 3) for k, v in sorted(seconds_by_reason.items())},
@@ -268,14 +338,16 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
 # off): DNSMOS, cosine to the target voice, the voice (cluster) and the clip's place on the
 # 2-D map of embeddings (report_plots draws it).
 REVIEW_COLUMNS = ["clip", "recording", "speaker", "keep", "quality", "duration", "reasons", "text", "normalised",
-                  "override", "ovrl", "sig", "bak", "p808", "speaker_sim", "voice", "map_x", "map_y"]
+                  "override", "ovrl", "sig", "bak", "p808", "speaker_sim", "voice", "map_x", "map_y", "cut_from"]
+# recut/clips.tsv: each recut clip, the clip it was cut from and its place in the vocal stem.
+RECUT_COLUMNS = ["clip", "recording", "cut_from", "start_s", "end_s", "duration_s", "lufs_after"]
 
 
 def _num(value, digits: int) -> str:
     return "" if value is None or value == "" else f"{float(value):.{digits}f}"
 
 
-def write_outputs(result: dict, metadata, rejected, summary, review=None) -> None:
+def write_outputs(result: dict, metadata, rejected, summary, review=None, recut_dir=None) -> None:
     rows = result["rows"]
     with atomic_path(metadata) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         for r in rows:
@@ -297,9 +369,26 @@ def write_outputs(result: dict, metadata, rejected, summary, review=None) -> Non
                 w.writerow([r["clip"], r["recording"], r["speaker"], int(r["keep"]), f"{r['quality']:.4f}",
                             f"{r['duration']:.3f}", ";".join(r["reasons"]), r["text"], r["normalised"],
                             r.get("override", ""), *(_num(dn.get(k), 3) for k in ("ovrl", "sig", "bak", "p808")),
-                            _num(r.get("speaker_sim"), 4), r.get("voice", ""), _num(mx, 4), _num(my, 4)])
+                            _num(r.get("speaker_sim"), 4), r.get("voice", ""), _num(mx, 4), _num(my, 4),
+                            r.get("cut_from", "")])
     with atomic_path(summary) as tmp:
         Path(tmp).write_text(json.dumps(result["summary"], indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    if recut_dir is not None:
+        write_recut([r for r in rows if r.get("cut_from")], recut_dir)
+
+
+def write_recut(rows: list[dict], recut_dir) -> None:
+    """The recut clips' WAVs (16-bit) and ``clips.tsv`` (RECUT_COLUMNS) in ``recut_dir``."""
+    import soundfile as sf
+
+    with atomic_dir(recut_dir) as tmp:
+        with open(tmp / "clips.tsv", "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(RECUT_COLUMNS)
+            for r in sorted(rows, key=lambda r: r["clip"]):
+                sf.write(str(tmp / r["clip"]), to_int16(r["_audio"]), r["_rate"], subtype="PCM_16", format="WAV")
+                w.writerow([r["clip"], r["recording"], r["cut_from"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}",
+                            f"{r['duration']:.3f}", f"{r['lufs']:.2f}"])
 
 
 def read_audio_gates(snakemake, recs: list[str]) -> AudioGates | None:
@@ -332,7 +421,7 @@ def aggregate_main(snakemake, log) -> None:
     overrides = read_overrides(ov_files[0]) if ov_files else {}
     result = aggregate([(r, j, c, speakers.get(r, ""), languages.get(r)) for r, j, c in zip(recs, jsonls, clips)],
                        dict(snakemake.params.gate or {}), default_lang, overrides, str(ov_files[0]) if ov_files else None,
-                       read_audio_gates(snakemake, recs))
+                       read_audio_gates(snakemake, recs), RecutParams.from_config(dict(snakemake.params.recut)))
     ov = result["summary"]["overrides"]
     if ov_files:
         log.info("overrides from %s: %s applied", ov_files[0], ov["counts"] or "none")
@@ -343,7 +432,7 @@ def aggregate_main(snakemake, log) -> None:
             log.warning("%s: edited text of %s keeps characters the phonemizer cannot speak: %s",
                         ov_files[0], a["clip"], a["unspeakable"])
     out = snakemake.output
-    write_outputs(result, out.metadata, out.rejected, out.summary, getattr(out, "review", None))
+    write_outputs(result, out.metadata, out.rejected, out.summary, getattr(out, "review", None), out.recut)
     s = result["summary"]
     log.info("%d clips: %d kept (%.3f h), %d rejected %s", s["clips"], s["kept"], s["kept_hours"], s["rejected"],
              s["rejected_by_reason"])
@@ -358,6 +447,9 @@ def aggregate_main(snakemake, log) -> None:
         for rec, v in spk["recordings"].items():
             log.info("%s: %d voice(s) found; %s", rec, v["voices_found"],
                      ", ".join(f"{k} {x['seconds']:.0f} s (kept {x['kept_seconds']:.0f} s)" for k, x in v["voices"].items()))
+        rc = spk["recut"]
+        log.info("recut: %d clip(s), %.1f s, cut from %d clip(s) rejected for another voice's part",
+                 rc["clips"], rc["seconds"], rc["source_clips"])
 
 
 if "snakemake" in globals():

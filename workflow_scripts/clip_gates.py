@@ -63,6 +63,11 @@ from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, mea
 # seconds there (a single stray clip is more often noise or a cough than a second speaker).
 VOICE_MIN_CLIPS = 2
 VOICE_MIN_SECONDS = 5.0
+# Parts of a joined clip shorter than this are not embedded (score_clips): a quarter second
+# holds about one syllable, less than the speaker encoder can place. Parts from here up are: a
+# backchannel of another voice ("Yeah.", "Right.", 0.4-0.9 s) joined to the target's phrase is
+# what the speaker gate must find in a conversation.
+MIN_PART_S = 0.25
 # A joined clip's part at least this long is judged against min_part_similarity, and counts as
 # a phrase of its own when the target is found without a reference; shorter parts are judged
 # against min_short_part_similarity only.
@@ -170,6 +175,8 @@ class SpeakerDecision:
     reasons: list[list[str]]  # per row, [] = the target voice
     target_voice: str  # the voice holding most of the target's clips
     mode: str  # "reference" or "dominant"
+    target: np.ndarray | None = None  # the target embedding (None: no voice found)
+    others: np.ndarray | None = None  # the other voices' centroids (other_voices)
 
 
 def phrase_embeddings(e: np.ndarray, parts: list[ClipParts | None]) -> np.ndarray:
@@ -192,21 +199,32 @@ def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, ga
     return np.asarray(cents, dtype=np.float32).reshape(-1, EMBED_DIM)
 
 
-def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
-    """Why a joined clip's parts are not all the target's ([] when they are): a part of
-    LONG_PART_S or more under ``min_part_similarity``; a shorter one under
+def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
+    """Per embedded part of a joined clip, why it is not the target's ("" when it is): a part
+    of LONG_PART_S or more under ``min_part_similarity``; a shorter one under
     ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to another voice than to the
-    target."""
-    voiced = np.linalg.norm(part.embeddings, axis=1) > 0
-    for e, sec in zip(part.embeddings[voiced], part.seconds[voiced]):
+    target; ``no_voice`` when the encoder found none in it."""
+    out = []
+    for e, sec in zip(part.embeddings, part.seconds):
+        if not np.linalg.norm(e) > 0:
+            out.append("no_voice")
+            continue
         sim = float(similarity(e, target))
         bar = gate_cfg["min_part_similarity"] if sec >= LONG_PART_S else gate_cfg["min_short_part_similarity"]
-        if sim < bar:
-            return [f"other_speaker:part_sim={sim:.2f}<{bar:g}"]
         near = float(np.max(others @ e)) if sec < LONG_PART_S and len(others) else -1.0
-        if near >= sim + SHORT_PART_MARGIN:
-            return [f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}"]
-    return []
+        if sim < bar:
+            out.append(f"other_speaker:part_sim={sim:.2f}<{bar:g}")
+        elif near >= sim + SHORT_PART_MARGIN:
+            out.append(f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}")
+        else:
+            out.append("")
+    return out
+
+
+def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
+    """Why a joined clip's parts are not all the target's ([] when they are): the first voiced
+    part that part_verdicts rejects (a part without voice alone rejects nothing)."""
+    return next(([v] for v in part_verdicts(part, target, others, gate_cfg) if v and v != "no_voice"), [])
 
 
 def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dict) -> list[str]:
@@ -257,7 +275,7 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
     on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]
     target_voice = max(sorted(set(on_target)), key=on_target.count) if on_target else ""
     return SpeakerDecision(np.round(sims, 4), voice, reasons, target_voice,
-                           "reference" if reference is not None else "dominant")
+                           "reference" if reference is not None else "dominant", target, others)
 
 
 def voices_by_recording(rows: list[dict]) -> dict[str, dict]:

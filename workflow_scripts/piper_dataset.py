@@ -3,9 +3,10 @@
 Inputs (root = config ``output_dir``):
 
 * ``{root}/metadata.csv``: ``clip_filename|transcript|duration|speaker|quality``, no header;
-  ``clip_filename`` is the WAV name inside ``processed/{rec}/clips/`` (a path relative to
-  ``processed/``, e.g. ``rec/clips/rec_00001.wav``, is accepted too).
-* the clip directories ``{root}/processed/{rec}/clips/``.
+  ``clip_filename`` is the WAV name inside ``processed/{rec}/clips/`` or ``recut/`` (a path
+  relative to ``processed/``, e.g. ``rec/clips/rec_00001.wav``, is accepted too).
+* the clip directories ``{root}/processed/{rec}/clips/`` and ``{root}/recut/``
+  (aggregate_metadata's clips cut again from rejected joined clips).
 
 Outputs (``{root}/piper/``):
 
@@ -327,6 +328,8 @@ def render_markdown(r: dict) -> str:
 def main(snakemake, log) -> None:
     inp, out = snakemake.input, snakemake.output
     clip_dirs = list(inp.clips) if "clips" in inp.keys() else []
+    if "recut" in inp.keys():  # aggregate_metadata's clips cut again from rejected joined ones
+        clip_dirs += list(inp.recut)
     processed_dir = Path(str(inp.metadata)).parent / "processed"  # {root}/processed (CONTRIBUTING.md)
     cfg = {**run_options(snakemake.config, DISK_PLAN_KEYS), **dict(snakemake.params.cfg)}
     build_dataset(str(inp.metadata), clip_dirs, processed_dir, out.csv, out.wavs, out.preflight_json,

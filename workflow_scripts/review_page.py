@@ -2,7 +2,8 @@
 
 Lists every transcribed clip (kept and rejected, from ``transcripts.tsv``; ``metadata.csv``
 and ``rejected.tsv`` are checked against it) sorted by quality, worst first, with an
-``<audio>`` player (relative link to ``../processed/{rec}/clips/{clip}``), the transcript,
+``<audio>`` player (relative link to ``../processed/{rec}/clips/{clip}``, or ``../recut/{clip}``
+for a clip cut again from a rejected one), the transcript,
 the gates' reason flags, the audio scores (DNSMOS OVRL/P.808, similarity to the target
 voice; sortable) and accept / reject / edit-text controls. "Export overrides.tsv"
 downloads the decisions as a TSV (``clip action text``, action = accept|reject|edit): put
@@ -60,7 +61,8 @@ def review_rows(review_tsv, metadata_csv=None, rejected_tsv=None) -> list[dict]:
             "p808": _float(r.get("p808")),
             "speaker_sim": _float(r.get("speaker_sim")),
             "voice": r.get("voice", "") or "",
-            "src": "../processed/" + quote(r["recording"]) + "/clips/" + quote(r["clip"]),
+            "src": ("../recut/" if r.get("cut_from") else "../processed/" + quote(r["recording"]) + "/clips/")
+                   + quote(r["clip"]),
         })
     out.sort(key=lambda x: (x["quality"], x["clip"]))
     return out

@@ -57,6 +57,7 @@ if "snakemake" in globals():  # run by Snakemake's script: directive from a copy
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.audio_quality import PRECISIONS  # noqa: E402  (numpy only at import)
+from workflow_scripts.clip_gates import MIN_PART_S  # noqa: E402
 from workflow_scripts.io_utils import Progress, StageError, atomic_path, read_clips_table, run_stage  # noqa: E402
 
 EMBED_DIM = 256
@@ -69,11 +70,6 @@ AUDIO_S_PER_WORKER = 120.0
 # The clips are handed out in runs of about this much audio, to whichever process is free:
 # the processes start at different times and finish together.
 CHUNK_S = 20.0
-# Parts of a joined clip shorter than this are not embedded: a quarter second holds about one
-# syllable, less than the speaker encoder can place. Parts from here up are: a backchannel of
-# another voice ("Yeah.", "Right.", 0.4-0.9 s) joined to the target's phrase is what the
-# speaker gate must find in a conversation.
-MIN_PART_S = 0.25
 
 
 def read_clip_list(clips_dir: str | os.PathLike) -> tuple[list[str], list[list[float]]]:

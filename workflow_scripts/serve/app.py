@@ -13,6 +13,7 @@ JSON API beneath them only writes inputs and ``overrides.tsv`` and starts/stops 
 ``POST /api/overrides``                ``{"decisions": {clip: {action, text}}}``
 ``GET /api/training``                  chunks planned/present, voice files
 ``GET /processed/{rec}/clips/{clip}``  a clip's WAV (the review page's players)
+``GET /recut/{clip}``                  a clip cut again from a rejected one (its WAV)
 ``GET /download/{name}``               voice.onnx, voice.onnx.json
 =====================================  =====================================================
 """
@@ -84,6 +85,16 @@ def create_app(ws: Workspace, max_upload_bytes: int, grace_s: float = 20.0) -> S
             return Response("not found", 404)
         root = (ws.output_dir() / "processed").resolve()
         path = (root / rec / "clips" / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return Response("not found", 404)
+        return FileResponse(path)
+
+    async def recut_clip(request):
+        name = request.path_params["clip"]
+        if not _SAFE.match(name) or ".." in name:
+            return Response("not found", 404)
+        root = (ws.output_dir() / "recut").resolve()
+        path = (root / name).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             return Response("not found", 404)
         return FileResponse(path)
@@ -161,6 +172,7 @@ def create_app(ws: Workspace, max_upload_bytes: int, grace_s: float = 20.0) -> S
         Route("/review", review),
         Route("/review/", review),
         Route("/processed/{rec}/clips/{clip}", clip),
+        Route("/recut/{clip}", recut_clip),
         Route("/download/{name}", download),
         Route("/api/upload", upload, methods=["PUT", "POST"]),
         Route("/api/inputs", inputs),

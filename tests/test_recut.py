@@ -1,0 +1,173 @@
+"""A joined clip rejected for another voice's part, cut again at its joins: which runs of parts
+are kept (known answers on constructed embeddings), and the path through aggregate_metadata
+(a clip of two phrases around another voice's "Yeah.", real WAV and loudness)."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests import speech_fixtures as sfx  # noqa: E402
+from workflow_scripts import aggregate_metadata as agg  # noqa: E402
+from workflow_scripts import clip_gates as cg  # noqa: E402
+from workflow_scripts import recut  # noqa: E402
+from workflow_scripts.loudness import integrated_loudness  # noqa: E402
+
+RATE = 22050
+
+
+def two_voices(n_a: int, n_b: int, seed: int = 0) -> np.ndarray:
+    """Rows of voice A then voice B, around two orthogonal centres (cosine ~0.95 within a voice)."""
+    rng = np.random.default_rng(seed)
+    a, b = np.zeros(256), np.zeros(256)
+    a[:128], b[128:] = 1.0, 1.0
+    e = np.array([c + 0.25 * rng.random(256) for c in [a] * n_a + [b] * n_b], dtype=np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_runs_of_the_target_s_parts_are_kept_never_the_whole_clip():
+    e = two_voices(4, 2)
+    target = e[:4].mean(axis=0) / np.linalg.norm(e[:4].mean(axis=0))
+    spans = recut.part_spans(9.0, [2.0, 3.0, 3.1, 6.0])  # the part 3.0-3.1 is too short to be embedded
+    assert spans == [(0.0, 2.0), (2.0, 3.0), (3.0, 3.1), (3.1, 6.0), (6.0, 9.0)]
+    parts = cg.ClipParts(np.stack([e[0], e[4], e[1], e[2]]), np.array([2.0, 1.0, 2.9, 3.0]))
+    runs = recut.target_runs(spans, parts, ["", "other_speaker:part_sim=0.1<0.6", "", ""], target, 0.8)
+    # the other voice's part and the unembedded sliver both end a run
+    assert [(r.first, r.last, r.start, r.end) for r in runs] == [(0, 0, 0.0, 2.0), (3, 4, 3.1, 9.0)]
+    assert all(r.similarity >= 0.8 and abs(np.linalg.norm(r.embedding) - 1) < 1e-5 for r in runs)
+    # every embedded part passing, the sliver alone splits the clip
+    assert [(r.first, r.last) for r in recut.target_runs(spans, parts, ["", "", "", ""], target, 0.8)] == [(0, 1), (3, 4)]
+    # and a clip whose parts all pass is not cut again (it was judged as it is)
+    whole = recut.target_runs(recut.part_spans(4.0, [2.0]), cg.ClipParts(e[:2], np.array([2.0, 2.0])), ["", ""],
+                              target, 0.8)
+    assert whole == []
+    # a run under the clip bar, and parts that do not match the spans, are not kept
+    assert recut.target_runs(spans, parts, ["", "", "", ""], e[4], 0.8) == []
+    assert recut.target_runs(spans, cg.ClipParts(e[:3], np.array([2.0, 1.0, 2.9])), ["", "", ""], target, 0.8) == []
+
+
+def phrase(seconds: float, rng: np.random.Generator, f0: float) -> np.ndarray:
+    """A speech-like burst: a harmonic tone under a 4 Hz syllable envelope."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    env = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.1 * tone * env * np.hanning(len(t)) ** 0.1 + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def conversation_clip(path: Path) -> tuple[float, list[float], list[dict]]:
+    """A joined clip: a phrase of the target, another voice's "Yeah.", a second phrase of the
+    target, silence between them (joined at the silences' midpoints). Returns its length,
+    joins and words."""
+    rng = np.random.default_rng(3)
+    gap = lambda s: (0.002 * rng.standard_normal(int(s * RATE))).astype(np.float32)  # noqa: E731
+    audio = np.concatenate([gap(0.25), phrase(2.0, rng, 180), gap(0.6), phrase(0.6, rng, 110), gap(0.6),
+                            phrase(2.5, rng, 180), gap(0.25)])
+    sf.write(str(path), audio, RATE, subtype="PCM_16")
+
+    def words(text: str, start: float, end: float) -> list[dict]:
+        ws = text.split()
+        step = (end - start) / len(ws)
+        return [{"word": " " + w, "start": round(start + i * step, 3), "end": round(start + (i + 1) * step - 0.02, 3),
+                 "probability": 0.95} for i, w in enumerate(ws)]
+
+    ws = words("Please hold the line.", 0.3, 2.2) + words("Yeah.", 2.9, 3.4) + words("Your call is important to us.", 4.1, 6.5)
+    return len(audio) / RATE, [2.55, 3.75], ws
+
+
+def write_conversation(root: Path) -> tuple:
+    """Recording ``a``: clip 0 joined as above, clips 1-7 the target's, 8-11 the other voice's."""
+    e = two_voices(8, 4)
+    clips = root / "a" / "clips"
+    clips.mkdir(parents=True)
+    duration, joins, words = conversation_clip(clips / "a_00000.wav")
+    good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
+    records, scores, table = [], [], []
+    for i in range(12):
+        name = f"a_{i:05d}.wav"
+        text = "This is a clean sentence of speech."
+        rec = {"clip": name, "text": text, "duration_s": 2.5, "language": "en", "language_probability": 1.0,
+               "avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.2, "words": [],
+               "edge_overlap_s": [0.0, 0.0], "edge_floor_db": [0.0, 0.0]}
+        score = {"clip": name, "duration_s": 2.5, "dnsmos": good, "voiced": True}
+        joins_s = ""
+        if i == 0:
+            rec.update(text="".join(w["word"] for w in words).strip(), duration_s=round(duration, 3), words=words)
+            spans = recut.part_spans(duration, joins)
+            score.update(duration_s=round(duration, 3), part_embeddings=[e[1].tolist(), e[8].tolist(), e[2].tolist()],
+                         part_seconds=[round(b - a, 3) for a, b in spans])
+            joins_s = ";".join(f"{j:.3f}" for j in joins)
+        else:
+            (clips / name).write_bytes(b"")
+        records.append(rec)
+        scores.append(score)
+        table.append([name, f"{10.0 * i:.3f}", f"{10.0 * i + 2.5:.3f}", "2.500", "-23.0", "-23.0", "seg", joins_s])
+    with open(clips / "clips.tsv", "w", encoding="utf-8") as fh:
+        fh.write("\t".join(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments",
+                            "joins_s"]) + "\n")
+        fh.writelines("\t".join(row) + "\n" for row in table)
+    (root / "a" / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (root / "a" / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores), encoding="utf-8")
+    emb = e.copy()
+    emb[0] = (e[1] * 2.55 + e[8] * 1.2 + e[2] * 3.05) / np.linalg.norm(e[1] * 2.55 + e[8] * 1.2 + e[2] * 3.05)
+    np.save(root / "a" / "embeddings.npy", emb)
+    return "a", str(root / "a" / "transcripts.jsonl"), str(clips), "spk", "en"
+
+
+def run_aggregate(tmp_path: Path, overrides: dict | None = None, **recut_cfg) -> dict:
+    rec = write_conversation(tmp_path)
+    scores = {"a": cg.read_scores(tmp_path / "a" / "scores.jsonl", tmp_path / "a" / "embeddings.npy")}
+    gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
+    params = recut.RecutParams.from_config({**sfx.config_section("preprocess"), "enabled": True, **recut_cfg})
+    return agg.aggregate([rec], sfx.transcription_config()["gate"], "en", overrides, None, gates, params)
+
+
+def test_the_target_s_phrases_of_a_rejected_clip_become_clips(tmp_path):
+    result = run_aggregate(tmp_path)
+    by = {r["clip"]: r for r in result["rows"]}
+    source = by["a_00000.wav"]
+    assert not source["keep"] and source["reasons"][0].startswith("other_speaker:part_sim=")
+    first, second = by["a_00000-1.wav"], by["a_00000-3.wav"]
+    assert first["keep"] and first["text"] == "Please hold the line." and first["cut_from"] == "a_00000.wav"
+    assert second["keep"] and second["text"] == "Your call is important to us."
+    # cut at the joins, trimmed to the speech plus pad_s (0.25 s): 0-2.5 s and 3.8-6.8 s of the clip
+    assert abs(first["duration"] - 2.5) < 0.03 and abs(second["duration"] - 3.0) < 0.03
+    assert abs(second["start_s"] - 3.8) < 0.03 and abs(second["end_s"] - 6.8) < 0.03
+    assert "a_00000-2.wav" not in by  # the other voice's part
+    assert result["summary"]["speakers"]["recut"] == {"clips": 2, "seconds": round(first["duration"] + second["duration"], 3),
+                                                       "source_clips": 1}
+    out = {k: tmp_path / f"{k}.out" for k in ("metadata", "rejected", "summary", "review")}
+    agg.write_outputs(result, out["metadata"], out["rejected"], out["summary"], out["review"], tmp_path / "recut")
+    metadata = out["metadata"].read_text("utf-8")
+    assert "a_00000-1.wav|Please hold the line.|" in metadata and "a_00000.wav|" not in metadata
+    assert "a_00000.wav" in out["rejected"].read_text("utf-8")
+    with open(out["review"], newline="", encoding="utf-8") as fh:
+        review = {r["clip"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    assert review["a_00000-3.wav"]["cut_from"] == "a_00000.wav" and review["a_00001.wav"]["cut_from"] == ""
+    with open(tmp_path / "recut" / "clips.tsv", newline="", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["clip"] for r in table] == ["a_00000-1.wav", "a_00000-3.wav"]
+    assert table[1]["cut_from"] == "a_00000.wav" and table[1]["start_s"] == f"{second['start_s']:.3f}"
+    for name in ("a_00000-1.wav", "a_00000-3.wav"):
+        x, rate = sf.read(str(tmp_path / "recut" / name))
+        info = sf.info(str(tmp_path / "recut" / name))
+        assert rate == RATE and info.subtype == "PCM_16" and info.channels == 1
+        assert abs(integrated_loudness(x, rate) - sfx.config_section("preprocess")["target_lufs"]) <= 1.0
+
+
+def test_recut_off_or_a_source_clip_kept_by_hand_leaves_no_recut_clip(tmp_path):
+    off = run_aggregate(tmp_path / "off", enabled=False)
+    assert not any(r.get("cut_from") for r in off["rows"])
+    accepted = run_aggregate(tmp_path / "accepted", {"a_00000.wav": {"action": "accept", "text": "", "line": 2}})
+    clips = {r["clip"] for r in accepted["rows"]}
+    assert "a_00000.wav" in clips and not any(c.startswith("a_00000-") for c in clips)
+    assert accepted["summary"]["speakers"]["recut"]["clips"] == 0
+    # a run shorter than min_clip_s once trimmed is not a clip
+    long_only = run_aggregate(tmp_path / "long", min_clip_s=2.8)
+    assert [r["clip"] for r in long_only["rows"] if r.get("cut_from")] == ["a_00000-3.wav"]

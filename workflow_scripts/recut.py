@@ -1,0 +1,164 @@
+"""The target's parts of a joined clip that the speaker gate rejected for another voice in it.
+
+preprocess joins short phrases into clips (across pauses up to ``merge_gap_s``), so in a
+conversation another voice's "Yeah." or short turn is joined to the target's phrases as often
+as not, and the speaker gate rejects the whole clip (clip_gates.part_reasons): the target's
+speech in it is lost with the other voice's. The joins lie in pauses (segments are cut at
+silence midpoints), so the clip can be cut there again. Each run of consecutive parts that
+are all the target's becomes a clip of its own (``{clip stem}-{first part}.wav``), when
+
+- the clip failed on its voice only: the transcript gate and DNSMOS passed it, and no
+  speaker-encoder window check failed (a turn inside one segment has no join to cut at);
+- every part of the run was embedded and passes clip_gates.part_verdicts (a part under
+  MIN_PART_S was not embedded, so it ends a run: its voice is unknown);
+- the run's embedding (its parts', weighted by their seconds) is at least ``min_similarity``
+  to the target, the bar of any clip; the run is not the whole clip;
+- after trimming its edges to speech plus ``pad_s`` (as preprocess trims) it is at least
+  ``min_clip_s`` long, and its words (those whose midpoint falls in the run) pass the
+  transcript gate, with the edge evidence (clip_words) measured at the new edges.
+
+A recut clip is levelled to ``target_lufs`` as every clip is (workflow_scripts/loudness.py)
+and keeps its source clip's DNSMOS scores (measured with the other voice's part in; the run
+is a subset of that audio).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.clip_gates import MIN_PART_S, ClipParts, part_verdicts
+from workflow_scripts.clip_words import clip_record, edge_floor_db, edge_overlap
+from workflow_scripts.speaker_similarity import similarity
+
+# A part's seconds in clips.tsv (joins_s, 3 decimals) and in score_clips' part_seconds (16 kHz
+# samples) differ by rounding; beyond this, the two do not describe the same parts.
+PART_MATCH_S = 0.02
+# The floor the edges are trimmed against: this percentile of the source clip's frame levels
+# (its pauses and pads; preprocess uses the stem around the clip the same way).
+FLOOR_PERCENTILE = 10.0
+
+
+@dataclass(frozen=True)
+class RecutParams:
+    enabled: bool = True
+    min_clip_s: float = 1.0
+    pad_s: float = 0.25
+    trim_threshold_db: float = -40.0
+    frame_s: float = 0.01
+    target_lufs: float = -23.0
+    peak_dbfs: float = -1.0
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "RecutParams":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in cfg.items() if k in names})
+
+
+@dataclass
+class Run:
+    """Consecutive parts of a clip (``first``..``last``, indices into its parts) to keep."""
+
+    first: int
+    last: int
+    start: float  # clip seconds
+    end: float
+    embedding: np.ndarray
+    similarity: float
+
+
+def part_spans(duration: float, joins: list[float]) -> list[tuple[float, float]]:
+    """A joined clip's parts as (start, end) clip seconds: cut at each join."""
+    cuts = [0.0, *[min(max(t, 0.0), duration) for t in joins], duration]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def target_runs(spans: list[tuple[float, float]], parts: ClipParts, verdicts: list[str], target: np.ndarray,
+                min_similarity: float) -> list[Run]:
+    """The runs of consecutive parts that are all the target's, excluding the whole clip; []
+    when score_clips' parts (those of MIN_PART_S or more) do not match ``spans``."""
+    long = [i for i, (a, b) in enumerate(spans) if b - a >= MIN_PART_S - PART_MATCH_S / 2]
+    if len(long) != len(parts.seconds) or any(
+            abs((spans[i][1] - spans[i][0]) - s) > PART_MATCH_S for i, s in zip(long, parts.seconds)):
+        return []
+    row_of = dict(zip(long, range(len(long))))
+    ok = [i in row_of and not verdicts[row_of[i]] for i in range(len(spans))]
+    runs, i = [], 0
+    while i < len(spans):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(spans) and ok[j + 1]:
+            j += 1
+        if j - i + 1 < len(spans):
+            rows = [row_of[k] for k in range(i, j + 1)]
+            emb = (parts.embeddings[rows] * parts.seconds[rows, None]).sum(axis=0)
+            emb = (emb / max(float(np.linalg.norm(emb)), 1e-12)).astype(np.float32)
+            sim = float(similarity(emb, target))
+            if sim >= min_similarity:
+                runs.append(Run(i, j, spans[i][0], spans[j][1], emb, sim))
+        i = j + 1
+    return runs
+
+
+def trimmed(audio: np.ndarray, rate: int, start: float, end: float, p: RecutParams) -> tuple[int, int] | None:
+    """Samples [a, b) of ``audio`` (the source clip): the run's speech plus ``pad_s``, or None
+    when it holds no frame over the trim threshold."""
+    from workflow_scripts.preprocess import speech_bounds
+
+    hop = max(int(p.frame_s * rate), 1)
+    n = len(audio) // hop
+    if n == 0:
+        return None
+    rms = np.sqrt(np.mean(np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop) ** 2, axis=1))
+    floor = float(np.percentile(rms, FLOOR_PERCENTILE))
+    lo, hi = int(round(start * rate)), min(int(round(end * rate)), len(audio))
+    bounds = speech_bounds(audio[lo:hi], rate, p.trim_threshold_db, p.frame_s, floor)
+    if bounds is None:
+        return None
+    pad = int(p.pad_s * rate)
+    return max(lo, lo + bounds[0] - pad), min(hi, lo + bounds[1] + pad)
+
+
+def run_record(record: dict, audio: np.ndarray, rate: int, run: Run, a: int, b: int) -> dict:
+    """The transcript record of the run cut to samples [a, b) of its source clip: the words
+    whose midpoint falls in the run, and the edge evidence at the new edges."""
+    words = record.get("words") or []
+    owned = [w for w in words if run.start <= (w["start"] + w["end"]) / 2 < run.end]
+    start, end = a / rate, b / rate
+    fields = clip_record(owned, start, end)
+    return {
+        **record, **fields, "duration_s": round(end - start, 3),
+        "edge_overlap_s": [edge_overlap(words, start, owned, "start"), edge_overlap(words, end, owned, "end")],
+        "edge_floor_db": edge_floor_db(audio, rate, 0.0, start, end),
+    }
+
+
+def read_clip(path: str | Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return x[:, 0], rate
+
+
+def recut_name(clip: str, run: Run) -> str:
+    return f"{Path(clip).stem}-{run.first + 1}.wav"
+
+
+def plan_clip(record: dict, parts: ClipParts, joins: list[float], audio: np.ndarray, rate: int, target: np.ndarray,
+              others: np.ndarray, gate_cfg: dict, p: RecutParams) -> list[tuple[Run, int, int, dict]]:
+    """[(run, a, b, record)] of a rejected joined clip (``audio`` at ``rate``): each run to
+    keep, its samples in the clip and its transcript record (not yet gated)."""
+    duration = len(audio) / rate
+    spans = part_spans(duration, joins)
+    verdicts = part_verdicts(parts, target, others, gate_cfg)
+    out = []
+    for run in target_runs(spans, parts, verdicts, target, gate_cfg["min_similarity"]):
+        cut = trimmed(audio, rate, run.start, run.end, p)
+        if cut is None or (cut[1] - cut[0]) / rate < p.min_clip_s:
+            continue
+        out.append((run, cut[0], cut[1], run_record(record, audio, rate, run, *cut)))
+    return out
