@@ -295,7 +295,11 @@ def test_bf16_networks_match_float32(py):
         import onnxruntime as ort
         names = [n for n, _ in bg.prompt_pool()][:6]
         clips = [sfx.prompt_audio(n, 16000) for n in names]
-        sess = ort.InferenceSession(aq.length_free_models()[0], providers=["CPUExecutionProvider"])
+        # one thread: onnxruntime's parallel reductions otherwise sum in an order that depends on
+        # the machine's load (differences of 3e-5 were seen on a busy 2-core machine)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(aq.length_free_models()[0], opts, providers=["CPUExecutionProvider"])
         net = P835Net(aq.model_paths()[0].read_bytes(), bf16=False)
         free = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1, min_seconds=aq.MIN_INPUT_S)
         diffs = []

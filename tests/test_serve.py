@@ -390,6 +390,11 @@ def test_token_guard_traversal_and_training_page(tmp_path, served, browser):
     status, data = srv.json("PUT", "/api/upload?name=link.wav", audio)
     assert status == 201 and data["name"] == "link-2.wav" and outside.read_bytes() == b"keep me"
     assert srv.request("GET", "/processed/..%2F..%2F/clips/x.wav")[0] == 404
+    # a recut clip (the review page's ../recut/ links) is served, nothing beside it
+    (wd / "out" / "recut").mkdir(parents=True)
+    (wd / "out" / "recut" / "rec_00001-2.wav").write_bytes(audio)
+    assert srv.request("GET", "/recut/rec_00001-2.wav")[0] == 200
+    assert srv.request("GET", "/recut/..%2Fmetadata.csv")[0] == 404 and srv.request("GET", "/recut/x.wav")[0] == 404
 
     # training page: chunks present vs planned, download links once the voice exists
     out = wd / "out"

@@ -123,11 +123,13 @@ class Progress:
                 out["log_lines"] = log_tail(path, 40) if tail else []
             return out
 
+        # copies first: the reader thread adds and removes jobs while job() reads their logs
+        running, failed = list(self.running.values()), list(self.failed)
         return {
             "planned": dict(self.planned), "total": self.total, "done": self.done, "percent": self.percent,
             "finished": dict(self.finished),
-            "running": [job(b, False) for b in self.running.values()],
-            "failed": [job(b, True) for b in self.failed],
+            "running": [job(b, False) for b in running],
+            "failed": [job(b, True) for b in failed],
             "errors": list(self.errors), "nothing_to_do": self.nothing_to_do,
             "locked": self.locked, "lock_message": "\n".join(x for x in self.lock_message if x.strip()),
             "complete_log": self.complete_log,
