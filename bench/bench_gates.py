@@ -25,10 +25,10 @@ Speech and noise (all real, fetched from Debian's or PyPI's registry and cached 
 
 Everything goes through the stage itself (workflow_scripts/score_clips.score_recording on
 clip directories written like preprocess_clips' output: 16-bit 22050 Hz WAVs + clips.tsv),
-with the schema's quality.max_windows (a clip under 9.01 s fed to DNSMOS once at its own
-length, at least 3 s); the same clips are also scored the way the stage did before (one
-9.01 s window per clip, a short clip tiled to it), as DNSMOS itself (every hop) and with
-other shortest inputs: score tables, the stage's scores minus each (``stage_minus``), ROC
+with the schema's quality.max_windows and short_clip_input_s (a clip under 9.01 s tiled to
+one 9.01 s window); the same clips are also scored as DNSMOS itself (every hop) and with
+shorter inputs for short clips (their own length; tiled to 3 s; to 5 s, the stage's way
+before short_clip_input_s): score tables, the stage's scores minus each (``stage_minus``), ROC
 areas clean vs noisy, per-clip monotony and the default gate's decisions, per way.
 The stage scores with the schema's quality.precision (auto: bf16 on a CPU that has it).
 Cost (``cost_cpu``): CPU seconds per hour of audio of DNSMOS as the stage feeds it and of the
@@ -343,7 +343,7 @@ def fixture_sets(quick: bool = False, only: tuple[str, ...] | None = None) -> di
     texts = [t for _, t in pool]
     if quick:
         # 3 prompts of 4.6-10 s and 1 of 2.3-2.5 s: one 9.01 s window each for DNSMOS itself,
-        # one input of their own length or tiled to 3 s for the stage's default
+        # one tiled window for the stage's default, or an input of their own length
         one = [n for n in names if one_window(n)]
         noise_names = [n for n in one if len(sfx.prompt_audio(n, 16000)) > 4 * 16000][:3]
         noise_names += [n for n in one if len(sfx.prompt_audio(n, 16000)) < 3 * 16000][:1]
@@ -390,8 +390,10 @@ def score_sets(sets: dict, root: Path, threads: int = 1, max_windows: int | None
     out = {}
     for name, clips in sets.items():
         d = write_clips(root / name / "clips", clips)
-        out[name] = score_recording(d, log, threads, {"device": "cpu", "dnsmos": True, "max_windows": max_windows,
-                                                     "precision": schema_default("quality", "precision")})
+        out[name] = score_recording(d, log, threads, {
+            "device": "cpu", "dnsmos": True, "max_windows": max_windows,
+            "short_clip_input_s": schema_default("quality", "short_clip_input_s"),
+            "precision": schema_default("quality", "precision")})
     return out
 
 
@@ -591,7 +593,7 @@ def pool_eval(E: dict[str, np.ndarray], min_similarity: float, cluster_threshold
 
 def cost(clips_dir: Path, repeat: int = 3) -> dict:
     """CPU seconds per hour of audio of DNSMOS fed as the stage feeds it (quality.max_windows of
-    the schema: short clips at their own length, at least 3 s) and of the speaker encoder, each
+    and short_clip_input_s of the schema) and of the speaker encoder, each
     in float32 (DNSMOS's onnxruntime graphs, Resemblyzer's own network) and, on a CPU with
     native bf16, in bfloat16 (``quality.precision``): one fresh process, one thread and one BLAS
     thread (as the stage's processes), all the clips in turn, the ways alternating ``repeat``
@@ -603,7 +605,7 @@ sys.path.insert(0, {str(REPO)!r})
 import numpy as np
 from pathlib import Path
 from workflow_scripts.score_clips import read_clip_names, read_clip
-from workflow_scripts.audio_quality import MIN_INPUT_S, DnsmosScorer, to_16k
+from workflow_scripts.audio_quality import DnsmosScorer, to_16k
 from workflow_scripts.dnsmos_p835 import native_bf16
 from workflow_scripts.speaker_similarity import SpeakerEncoder
 d = Path({str(clips_dir)!r})
@@ -614,7 +616,7 @@ precisions = ["fp32", "bf16"] if native_bf16() else ["fp32"]
 run = {{}}
 for prec in precisions:
     dn = DnsmosScorer(threads=1, use_providers=cpu, max_windows={schema_default("quality", "max_windows")!r},
-                      min_seconds=MIN_INPUT_S, precision=prec)
+                      min_seconds={schema_default("quality", "short_clip_input_s")!r}, precision=prec)
     enc = SpeakerEncoder('cpu', threads=1, precision=prec)
     run[f"dnsmos_{{prec}}"] = dn.score
     run[f"speaker_encoder_{{prec}}"] = lambda a, enc=enc: enc.embed(a, 16000)
@@ -687,14 +689,15 @@ def main(argv: list[str] | None = None) -> int:
         result["score_s"] = round(time.monotonic() - t0, 1)
         judged = [name for name in ("noise", "noisy", "more", "talk") if name in scored]
         recs = [r for name in judged for r in scored[name][0]]
-        # the same clips fed to DNSMOS one window per clip (a short clip tiled to 9.01 s), as
-        # DNSMOS itself (every 1 s hop), and the other choices of min_seconds: none (a short
-        # clip at its own length only) and 3 s
+        # the same clips fed to DNSMOS one window per clip (a short clip tiled to 9.01 s) in
+        # fp32, as DNSMOS itself (every 1 s hop), and other shortest inputs: none (a short
+        # clip at its own length only), 3 s and 5 s
         mw = schema_default("quality", "max_windows")
         other = {"one_tiled_window": dnsmos_direct({n: None for n in judged}, root, max_windows=1),
                  "dnsmos_exact": dnsmos_direct({n: None for n in judged}, root, max_windows=None),
                  "own_length": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=0.02),
-                 "min_3s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=3.0)}
+                 "min_3s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=3.0),
+                 "min_5s": dnsmos_direct({n: None for n in judged}, root, max_windows=mw, min_seconds=5.0)}
         ways = {"stage": recs, **{way: with_scores(recs, sc) for way, sc in other.items()}}
         result["dnsmos"] = {way: dnsmos_table(rs) for way, rs in ways.items()}
         groups = {"prompts": ("clean", "T", *(f"{k}{snr}" for k in ("hf", "gaps") for snr in SNRS)),

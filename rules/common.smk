@@ -409,6 +409,7 @@ def scoring_params():
         "device": q["device"],
         "dnsmos": q["enabled"],
         "max_windows": q["max_windows"],
+        "short_clip_input_s": q["short_clip_input_s"],
         "precision": q["precision"],
     }
 

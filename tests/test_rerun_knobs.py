@@ -126,6 +126,7 @@ KNOBS = {
     "speaker gate threshold": ({"speaker_gate": {"min_similarity": 0.75}}, after("aggregate_metadata")),
     "speaker gate off": ({"speaker_gate": {"enabled": False}}, after("aggregate_metadata")),
     "quality.max_windows": ({"quality": {"max_windows": 2}}, after("score_clips")),
+    "quality.short_clip_input_s": ({"quality": {"short_clip_input_s": 5.0}}, after("score_clips")),
     "quality.precision": ({"quality": {"precision": "fp32"}}, after("score_clips")),
     "quality.threads": ({"quality": {"threads": 1}}, {}),
     # the shards' size: nothing while the membership stays; a recording per shard reruns every

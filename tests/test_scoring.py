@@ -72,16 +72,18 @@ def fixtures(py, tmp_path_factory):
 
 @pytest.mark.parametrize("max_windows", ["default", None])
 def test_dnsmos_falls_with_real_noise_and_gate_rejects_noisy(py, fixtures, tmp_path, max_windows):
-    """As the stage scores by default (quality.max_windows set: a clip under 9.01 s fed once at
-    its own length, tiled to at least 5 s) and as DNSMOS itself (null: tiled to 9.01 s)."""
+    """As the stage scores by default (quality.max_windows and short_clip_input_s: one 9.01 s
+    window per clip, a shorter clip tiled to it) and as DNSMOS itself (max_windows null: every
+    1 s hop)."""
     quality = sfx.config_section("quality")
-    extra = ("--max-windows", str(quality["max_windows"])) if max_windows == "default" else ()
+    extra = ("--max-windows", str(quality["max_windows"]), "--short-clip-input-s",
+             str(quality["short_clip_input_s"])) if max_windows == "default" else ()
     records, emb, log = run_stage(py, fixtures / "noise" / "clips", tmp_path, *extra)
     assert "models loaded" in log and emb.shape == (len(records), 256) and emb.dtype == np.float32
-    assert ("their own length, at least 5 s" in log) == bool(extra), log
+    assert f"max_windows {quality['max_windows'] if extra else None}, shorter clips fed at 9.01 s" in log, log
     ovrl = {r["clip"].removesuffix(".wav"): r["dnsmos"]["ovrl"] for r in records}
     prompts = sorted({c.rsplit("@", 1)[0] for c in ovrl})
-    assert len(prompts) == 4  # 3 of 4.6-10 s, 1 of 2.3-2.5 s (tiled to 5 s by default)
+    assert len(prompts) == 4  # 3 of 4.6-10 s, 1 of 2.3-2.5 s (tiled to 9.01 s)
     for r in records:
         assert set(r["dnsmos"]) == {"sig", "bak", "ovrl", "p808"} and all(1 <= v <= 5 for v in r["dnsmos"].values())
     for kind in ("hf", "gaps"):
@@ -90,9 +92,9 @@ def test_dnsmos_falls_with_real_noise_and_gate_rejects_noisy(py, fixtures, tmp_p
         assert np.all(np.diff(mean) < 0), f"{kind}: mean OVRL clean,30,20,10,0 dB = {mean.round(3).tolist()}"
         for p, seq in zip(prompts, seqs):
             # each step of noise lowers OVRL; 30 dB of noise is barely audible, so only there
-            # DNSMOS's own jitter (~0.02) may leave the clean clip a hair lower. Fed at its own
-            # length a clip is one variant of itself, not the several phases of a tiled window,
-            # and the jitter reaches 30 -> 20 dB too (bench/bench_gates.py: 20 > 10 > 0 dB holds)
+            # DNSMOS's own jitter (~0.02) may leave the clean clip a hair lower. One window is
+            # fewer phases of the tiled clip than DNSMOS's every hop, and the jitter may reach
+            # 30 -> 20 dB too (bench/bench_gates.py: 20 > 10 > 0 dB holds)
             hi = 1 if max_windows is None else 2
             assert np.all(np.diff(seq[hi:]) < 0), f"{p} {kind}: {seq.tolist()}"
             assert np.all(seq[1:] < seq[0] + 0.05) and np.all(seq[2:] < seq[1] + 0.05), f"{p} {kind}: {seq.tolist()}"
@@ -208,8 +210,9 @@ def test_dnsmos_equals_speechmos_and_wrong_weights_fail(py, tmp_path):
 
 def test_short_clips_at_their_own_length(py):
     """The length-free graphs are the wheel's at 9.01 s (same outputs on a real clip tiled to a
-    window), ``melspec`` is speechmos' ``audio_melspec``, and the stage's default feeds a short
-    clip once at its own length (at least 5 s) and a long one in 9.01 s windows."""
+    window), ``melspec`` is speechmos' ``audio_melspec``, and with ``min_seconds`` 5 (the
+    stage's ``quality.short_clip_input_s: 5``) a short clip is fed once at its own length (at
+    least 5 s) and a long one in 9.01 s windows."""
     code = textwrap.dedent(f"""
         import json, sys
         sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}, {str(REPO / 'bench')!r}]
@@ -219,7 +222,7 @@ def test_short_clips_at_their_own_length(py):
         name = next(n for n, _ in bg.prompt_pool() if bg.one_window(n))
         a = sfx.prompt_audio(name, 16000)
         cpu = ["CPUExecutionProvider"]
-        free = aq.DnsmosScorer(threads=2, use_providers=cpu, max_windows=1, min_seconds=aq.MIN_INPUT_S)
+        free = aq.DnsmosScorer(threads=2, use_providers=cpu, max_windows=1, min_seconds=5.0)
         fixed = aq.DnsmosScorer(threads=2, use_providers=cpu, max_windows=1)
         (w,) = fixed.inputs(a)
         feats, mel = w[None].astype("float32"), fixed.melspec(w[:-160])[None].astype("float32")
@@ -258,7 +261,7 @@ def test_mel_is_librosas_and_scoring_does_not_import_it(py):
         names = [n for n, _ in bg.prompt_pool()][:3]
         clips = [sfx.prompt_audio(n, 16000) for n in names]
         scorer = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1,
-                                 min_seconds=aq.MIN_INPUT_S, precision="fp32")
+                                 min_seconds=5.0, precision="fp32")
         enc = spk.SpeakerEncoder(device="cpu", threads=1, precision="fp32")
         ours = [(scorer.score(a, 16000), enc.embed(a, 16000)) for a in clips]
         out = {{"librosa_loaded": "librosa.core.spectrum" in sys.modules}}
@@ -301,7 +304,7 @@ def test_bf16_networks_match_float32(py):
         opts.intra_op_num_threads = 1
         sess = ort.InferenceSession(aq.length_free_models()[0], opts, providers=["CPUExecutionProvider"])
         net = P835Net(aq.model_paths()[0].read_bytes(), bf16=False)
-        free = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1, min_seconds=aq.MIN_INPUT_S)
+        free = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1, min_seconds=5.0)
         diffs = []
         for a in clips:
             (x,) = free.inputs(a)
@@ -315,7 +318,7 @@ def test_bf16_networks_match_float32(py):
             out["bad"] = str(exc)
         if native_bf16():
             half = aq.DnsmosScorer(threads=1, use_providers=["CPUExecutionProvider"], max_windows=1,
-                                   min_seconds=aq.MIN_INPUT_S, precision="bf16")
+                                   min_seconds=5.0, precision="bf16")
             out["mos"] = max(abs(free.score(a)[k] - half.score(a)[k]) for a in clips for k in ("sig", "bak", "ovrl", "p808"))
             e32, e16 = SpeakerEncoder(threads=1), SpeakerEncoder(threads=1, precision="bf16")
             out["cos"] = min(float(e32.embed(a, 16000) @ e16.embed(a, 16000)) for a in clips)

@@ -26,8 +26,8 @@ and it then costs floor(seconds) - 8 windows: 4.6-10 s (or 2.3-2.5 s, ...) is on
 
 ``max_windows=N``: only N evenly spaced windows of a longer clip (1: its first 9.01 s; on
 the real talks' 11 clips of 9.0-11.7 s OVRL 0.03 lower than over all windows, at most 0.17
-apart, bench/bench_gates.py). ``min_seconds`` below 9.01 (the stage: ``MIN_INPUT_S``, 5 s,
-whenever max_windows is set): a clip shorter than 9.01 s is fed once at its own length (its end cut
+apart, bench/bench_gates.py). ``min_seconds`` below 9.01 (the stage's
+``quality.short_clip_input_s``; its default is 9.01): a clip shorter than 9.01 s is fed once at its own length (its end cut
 to whole 10 ms hops), tiled by doubling only up to ``min_seconds``, through copies of the two
 graphs with those lengths left free (``length_free_model``: the wheel's files edited in
 memory; at 9.01 s they give the originals' outputs exactly, tests/test_scoring.py); longer
@@ -35,16 +35,15 @@ clips keep their 9.01 s windows. For short clips these are not DNSMOS's own scor
 tiled copy of a clip starts at another phase of the 10 ms hop and of the 80 ms pooling grid,
 and the global max over more such variants scores higher (a 2.1 s prompt: OVRL 2.92 alone,
 3.21 twice over, 3.26 tiled to 9.01 s; cutting 3 ms off a short clip's end, which moves the
-copies' phases, moved its tiled OVRL by up to 0.47). So the shortest input is 5 s, not 3 s:
-the stage's scores minus one tiled 9.01 s window, Asterisk prompts (1.4-7 s, clean and noisy,
-184) OVRL -0.07 on average (3 s: -0.14), P.808 -0.10 (3 s: -0.17); real talks' clips under
-9.01 s -0.06; HF-radio pieces 0.00; at 3 s the 2 s prompts of long-form speech fell under the
-gate for being short (bench/bench_dataset.py). Clean against 10 and 0 dB mixes, area under
-the ROC by OVRL: 0.991 (3 s 0.990, own length without tiling 0.984, one tiled window 0.998,
-DNSMOS itself 0.999); OVRL falls at every step of noise for 29/32 prompt x noise, from 20 dB
-on for 32/32. CPU on one core (bench, alternating ways): the real talks' 36 clips (mean 6.2 s)
-164 s per audio hour in float32, 107 s with ``precision="bf16"`` (0.65x); 40 clean prompts
-(mean 2.8 s, each fed as 5 s) 271 and 214 s; the speaker encoder 24-28 s, 16-17 s in bf16.
+copies' phases, moved its tiled OVRL by up to 0.47). Fed as 5 s, against one tiled 9.01 s
+window: Asterisk prompts (1.4-7 s, clean and noisy, 184) OVRL -0.07 on average (3 s: -0.14),
+P.808 -0.10 (3 s: -0.17); real talks' clips under 9.01 s -0.05 (up to -0.24: a 7.5 s phrase
+of a lecture at 2.69 against 2.89 tiled fell under the gate's 2.8); HF-radio pieces 0.00.
+Clean against 10 and 0 dB mixes, area under the ROC by OVRL: one tiled window 0.998 (DNSMOS
+itself 0.999, 5 s 0.991, 3 s 0.990, own length without tiling 0.984), clean against 20 dB
+0.934 for both one window and 5 s; the default gate keeps 16/16 clean prompts, 39/40 more
+(5 s: 38/40) and a real talk's 6/6 clips (5 s: 5/6). So the stage tiles short clips to one
+window (``short_clip_input_s`` 9.01): a 2.8 s prompt costs 9.01 s of input, not 5 s.
 """
 from __future__ import annotations
 
@@ -58,12 +57,12 @@ SR = 16000
 WINDOW_S = 9.01  # speechmos.dnsmos.INPUT_LENGTH
 MIN_SAMPLES = 160  # 10 ms: anything shorter holds no speech to judge (scores are None)
 HOP = 160  # the P.835 network's frame hop (10 ms); its frames are 2 hops long
-MIN_INPUT_S = 5.0  # the stage's min_seconds (with max_windows set): see the module's notes
 
 # The gate's defaults (schemas/config.schema.yaml, quality.*) come from bench/bench_gates.py
 # (16 + 40 clean Asterisk prompts; real noise from codec2-examples mixed in; ve9qrp = real
 # speech over HF radio; two real talks cut into clips by the stage) and real recordings, as
-# the stage scores by default (max_windows 1, short clips at their own length, >= 5 s, bf16).
+# the stage scored then (max_windows 1, short clips at their own length, >= 5 s, bf16); one
+# tiled window, the default since, scores short clips ~0.05-0.07 higher and separates better.
 # OVRL, min/median/max: clean 2.93/3.18/3.40 (the 40 more prompts 2.20/3.23/3.33), 30 dB
 # 2.70-3.33, 20 dB 2.42-3.26, 10 dB 2.11-2.79, 0 dB 1.14-2.25, ve9qrp 2.78-3.35. OVRL >= 2.8
 # keeps every clean clip of the 16 (38/40 of the others) and rejects every 10 and 0 dB mix (and

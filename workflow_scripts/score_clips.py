@@ -23,8 +23,9 @@ Both models are loaded once per process (workflow_scripts/audio_quality.py,
 workflow_scripts/speaker_similarity.py), and not at all for a recording without clips
 (its outputs are empty: no line, a 0 x 256 array). ``params.cfg``: ``device`` (``auto``:
 CUDA when available), ``dnsmos`` (score DNSMOS or not), ``max_windows`` (DNSMOS windows per
-clip, null = all, as DNSMOS itself; set, a clip under 9.01 s is also fed once at its own
-length, tiled to at least audio_quality.MIN_INPUT_S (5 s), instead of tiled to 9.01 s);
+clip, null = all, as DNSMOS itself), ``short_clip_input_s`` (with max_windows set, a clip
+under 9.01 s is scored once, tiled by doubling up to that many seconds: 9.01 = one window,
+as DNSMOS tiles it);
 ``precision`` (``auto``: the P.835 convolutions and the speaker encoder in bfloat16 on a CPU
 with native bf16, else fp32 = DNSMOS's and Resemblyzer's own numbers); ``threads`` scoring
 processes on a CPU, each with one BLAS thread.
@@ -153,6 +154,7 @@ class ScoreOptions:
     device: str  # cpu or cuda (resolved)
     dnsmos: bool  # False: no DNSMOS (quality.enabled false), embeddings only
     max_windows: int | None
+    short_clip_input_s: float  # with max_windows set: a shorter clip is tiled up to this, scored once
     threads: int  # intra-op threads of each process
     precision: str  # fp32 or bf16 (resolved): DNSMOS P.835's convolutions and the speaker encoder
 
@@ -162,12 +164,13 @@ _MODELS: dict = {}
 
 def describe_models(opts: ScoreOptions, provider: str | None = None) -> str:
     """The models' settings as the log states them (``provider``: DNSMOS' onnxruntime provider)."""
-    from workflow_scripts.audio_quality import MIN_INPUT_S
+    from workflow_scripts.audio_quality import WINDOW_S
 
     if not opts.dnsmos:
         dnsmos = "DNSMOS off"
     else:
-        shorter = f"their own length, at least {MIN_INPUT_S:g} s" if opts.max_windows else "9.01 s"
+        own = opts.max_windows and opts.short_clip_input_s < WINDOW_S
+        shorter = f"their own length, at least {opts.short_clip_input_s:g} s" if own else "9.01 s"
         dnsmos = (f"DNSMOS {provider or 'CPUExecutionProvider'} (max_windows {opts.max_windows}, "
                   f"shorter clips fed at {shorter})")
     arithmetic = "P.835 and speaker encoder in bf16" if opts.precision == "bf16" else "fp32"
@@ -178,15 +181,16 @@ def _load_models(opts: ScoreOptions, log=None) -> dict:
     """DNSMOS sessions and the speaker encoder, once per process."""
     if _MODELS.get("opts") == opts:
         return _MODELS
-    from workflow_scripts.audio_quality import MIN_INPUT_S, WINDOW_S, DnsmosScorer, providers
+    from workflow_scripts.audio_quality import WINDOW_S, DnsmosScorer, providers
     from workflow_scripts.speaker_similarity import SpeakerEncoder
 
     t0 = time.monotonic()
     dnsmos = None
     if opts.dnsmos:
-        # max_windows null: DNSMOS exactly (short clips tiled to 9.01 s); set: the cheap way
+        # max_windows null: DNSMOS exactly (short clips tiled to 9.01 s, every hop scored)
         dnsmos = DnsmosScorer(threads=opts.threads, max_windows=opts.max_windows,
-                              min_seconds=MIN_INPUT_S if opts.max_windows else WINDOW_S, precision=opts.precision,
+                              min_seconds=opts.short_clip_input_s if opts.max_windows else WINDOW_S,
+                              precision=opts.precision,
                               use_providers=None if opts.device == "cuda" else ["CPUExecutionProvider"])
         if log and opts.device == "cuda" and "CUDAExecutionProvider" not in providers():
             log.warning("onnxruntime has no CUDA provider here: DNSMOS runs on CPU")
@@ -278,7 +282,7 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     embeddings)`` for each (``members`` order); returns the names that failed (errors logged).
 
     ``cfg``: ``device`` (auto|cpu|cuda), ``dnsmos`` (bool), ``max_windows`` (int or None),
-    ``precision`` (auto|fp32|bf16, see resolve_precision).
+    ``short_clip_input_s`` (float), ``precision`` (auto|fp32|bf16, see resolve_precision).
     On a CPU with ``threads`` > 1 the clips of all the recordings are scored by ``threads``
     processes with one thread each (DNSMOS' convolutions gain little from a second intra-op
     thread, a second process doubles the rate): this one and the ones it starts, each taking
@@ -313,7 +317,8 @@ def score_shard(members: list[tuple[str, str | os.PathLike]], log, threads: int,
     # one intra-op thread per process: DNSMOS' convolutions gain ~15 % from a second thread on
     # an idle machine and lose several times that when the cores are shared (threads wait on
     # one another at every operator); parallelism comes from processes
-    opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], 1, resolve_precision(str(cfg["precision"]), device))
+    opts = ScoreOptions(device, bool(cfg["dnsmos"]), cfg["max_windows"], float(cfg["short_clip_input_s"]), 1,
+                        resolve_precision(str(cfg["precision"]), device))
     progress = Progress(total, "score", log)
     t1 = time.monotonic()
     if workers == 1:
@@ -433,6 +438,8 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-windows", type=int, default=None, help="default: every window (exact DNSMOS)")
+    ap.add_argument("--short-clip-input-s", type=float, default=9.01,
+                    help="with --max-windows: a shorter clip is tiled up to this and scored once")
     ap.add_argument("--no-dnsmos", action="store_true", help="speaker embeddings only")
     ap.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
     ap.add_argument("--log", default=None)
@@ -441,7 +448,8 @@ def cli(argv: list[str] | None = None) -> int:
     def work(log) -> None:
         records, embs = score_recording(args.clips_dir, log, args.threads,
                                         {"device": args.device, "dnsmos": not args.no_dnsmos,
-                                         "max_windows": args.max_windows, "precision": args.precision})
+                                         "max_windows": args.max_windows,
+                                         "short_clip_input_s": args.short_clip_input_s, "precision": args.precision})
         write_outputs(records, embs, args.scores, args.embeddings)
 
     return run_cli(work, args.log)
