@@ -3,7 +3,8 @@ the other voice gets into the kept clips.
 
     python3 envs/setup_venvs.py scoring
     $(python3 envs/setup_venvs.py --print-path scoring)/bin/python bench/bench_conversation.py \\
-        [--inputs joe,joe-quick,june] [--threads 2] [--out bench/out/conversation.json]
+        [--inputs joe,joe-quick,june] [--threads 2] [--out bench/out/conversation.json] \\
+        [--config '{"segmentation": {"island_max_s": 1}}']
 
 Each input is built from real speech (bench/bench_gates.py's sources): the target (Debian's
 Asterisk voice, 60 prompts) talks with 0.3-0.9 s between her phrases; after every second
@@ -15,7 +16,8 @@ fr-CA voice (a woman recorded on the same studio chain; her one-word answers are
 word of her prompts). A room-tone bed at -45 dBFS under all of it.
 
 The workflow runs to metadata.csv (bench/bench_dataset.run_ours: faster-whisper tiny.en,
-``separation: none``, defaults otherwise) and each clip is matched to the known voice
+``separation: none``, defaults otherwise, or with ``--config``'s sections) and each clip is
+matched to the known voice
 intervals. Printed per input: target yield (the target's seconds inside kept clips / all her
 seconds), the other voice's seconds inside kept clips, the kept clips holding more than 0.2 s
 of the other voice, and the rejections by reason.
@@ -126,6 +128,7 @@ def main() -> int:
     ap.add_argument("--inputs", default="joe,joe-quick,june")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "conversation.json"))
+    ap.add_argument("--config", default="{}", help="config sections (JSON) the workflow runs with")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-conversation-") as tmp:
@@ -133,7 +136,7 @@ def main() -> int:
             audio, truth = build(name)
             wav = Path(tmp) / f"conv_{name}.wav"
             sf.write(str(wav), audio, SR, subtype="PCM_16")
-            clips, reasons, wall, _ = bd.run_ours(f"conv_{name}", wav, args.threads, {})
+            clips, reasons, wall, _ = bd.run_ours(f"conv_{name}", wav, args.threads, json.loads(args.config))
             results[name] = {**measure(clips, truth), "rejected": dict(sorted(reasons.items())), "wall_s": round(wall, 1)}
             print(name, json.dumps(results[name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

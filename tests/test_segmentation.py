@@ -60,6 +60,33 @@ def test_short_pauses_ignored_when_the_whole_fits():
     assert len(split_on_silence(audio, RATE, SegmentParams(max_clip_s=10, min_silence_s=0.5))) == 1
 
 
+def test_island_between_phrases_is_a_segment_of_its_own():
+    """A 0.6 s word 0.3 s after one phrase and 0.35 s before the next (another voice's "Yeah."):
+    with island_max_s 1, cut out at the two pauses' midpoints, as clear pauses are; not with the
+    default (0, off); a phrase longer than island_max_s is not cut at its short pauses."""
+    pattern = [("speech", 3), ("silence", 0.3), ("speech", 0.6), ("silence", 0.35), ("speech", 4)]
+    audio, sil = speech_with_pauses(pattern, RATE)
+    islands = SegmentParams(max_clip_s=20, island_max_s=1.0)
+    segs = split_on_silence(audio, RATE, islands)
+    assert len(segs) == 3 and all(s.method == "silence" and s.depth == 0 for s in segs)
+    cuts = inner_cuts_s(segs)
+    assert all(c == d for c, d in cuts)
+    assert [round(c, 2) for c, _ in cuts] == pytest.approx([(a + b) / 2 for a, b in sil], abs=TOL)
+    assert len(split_on_silence(audio, RATE, SegmentParams(max_clip_s=20))) == 1  # off by default
+    longer = [("speech", 3), ("silence", 0.3), ("speech", 1.5), ("silence", 0.35), ("speech", 4)]
+    audio, _ = speech_with_pauses(longer, RATE)
+    assert len(split_on_silence(audio, RATE, islands)) == 1
+
+
+def test_island_at_the_edge_of_a_stretch():
+    """A short answer after a clear pause and 0.3 s before the next phrase: one cut, between them."""
+    pattern = [("speech", 3), ("silence", 0.8), ("speech", 0.5), ("silence", 0.3), ("speech", 3)]
+    audio, sil = speech_with_pauses(pattern, RATE)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=20, island_max_s=1.0))
+    assert len(segs) == 3, bounds_s(segs)
+    assert segs[1].end / RATE == pytest.approx(sum(sil[1]) / 2, abs=TOL)
+
+
 def test_fewest_cuts_not_one_per_pause():
     audio, sil = speech_with_pauses(STRETCH, RATE)
     segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
