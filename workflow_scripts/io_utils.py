@@ -92,6 +92,12 @@ class Progress:
         self.start = self.last = time.monotonic()
         self.done = 0.0
 
+    def extend(self, amount: float) -> None:
+        """More work found on the way (a second pass): the total grows, and the percentage and
+        ETA written next count it."""
+        self.total += max(amount, 0.0)
+        self.update(0.0, force=True)
+
     def update(self, amount: float = 1.0, force: bool = False) -> None:
         self.done += amount
         now = time.monotonic()

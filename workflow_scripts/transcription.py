@@ -19,7 +19,9 @@ workflow_scripts/stream_pool.py; ``sequential``: faster-whisper's long-form deco
 processes, workflow_scripts/decode_pool.py), and each clip takes
 the words whose midpoint falls inside it (workflow_scripts/clip_words.py), so every clip's
 text is decoded with the context of the speech around it, as "Whisper on the whole file"
-would, and no word is decoded twice. ``edge_*`` are the evidence for a clip cut inside a
+would, and no word is decoded twice. A clip that gets no words from its window is decoded
+again alone, without a prompt (workflow_scripts/redecode.py; ``decoding: alone``), and that
+pass counts in the progress. ``edge_*`` are the evidence for a clip cut inside a
 word (see clip_words). ``language`` is the clip's own detected language with a
 multilingual model (``language_probability`` its probability), otherwise the decoding
 language (probability null). ``word_timestamps``: ``whisper`` (cross-attention DTW) or
@@ -181,15 +183,32 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     progress = Progress(window_s, "transcribe", log)
     aligner = Aligner(base["align_model"], base["require_alignment"], device, log) if base["backend"] == "whisperx" else None
     t0 = time.monotonic()
-    if base["decode"] == "batched":
-        failed += _decode_batched(plans, todo, base, spec, workers, label, aligner, progress, log, on_done,
-                                  member_context)
-    else:
-        failed += _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done,
-                                     member_context)
+    records: dict[str, list[dict]] = {}
+    first_pass = _decode_batched if base["decode"] == "batched" else _decode_sequential
+    failed += first_pass(plans, todo, base, spec, workers, label, aligner, progress, log, records.__setitem__,
+                         member_context)
+    _redecode_unheard(records, plans, base, dataclasses.replace(spec, threads=threads), label, aligner, progress, log)
+    for name in todo:
+        if name in records:
+            with member_context(name):
+                on_done(name, records[name])
     elapsed = time.monotonic() - t0
     log.info("transcribed %.1f s of stem in %.1f s (%.1fx realtime)", window_s, elapsed, window_s / max(elapsed, 1e-9))
     return failed
+
+
+def _redecode_unheard(records, plans, base, spec, label, aligner, progress, log) -> None:
+    """Clips that got no words, decoded again alone (workflow_scripts/redecode.py)."""
+    from workflow_scripts.redecode import redecode_unheard
+    from workflow_scripts.stream_pool import StreamOptions
+
+    def records_of(name: str, blocks: list) -> list[dict]:
+        stem, _, rcfg, rows, spans, _ = plans[name]
+        return clip_records(rows, spans, blocks, rcfg, stem, aligner, label, log)
+
+    opts = StreamOptions(base["beam_size"], base["batch_size"], base["condition_on_previous_text"], base["seed"])
+    where = {n: (plans[n][0], plans[n][4], plans[n][2]["language"]) for n in records}
+    redecode_unheard(records, where, spec, opts, LEAD_S, progress, log, records_of)
 
 
 def _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done, member_context) -> list[str]:
