@@ -46,6 +46,26 @@ def test_adding_or_removing_a_recording_moves_only_its_shard(seed):
     assert plan_shards(secs, 900.0) == before  # removing it again gives the plan back
 
 
+def test_member_log_starts_afresh_then_appends(tmp_path):
+    """A member's own log: the job's first entry replaces a stale file, a second entry (the
+    stage's second pass over the member) appends to it."""
+    import logging
+
+    from workflow_scripts.shards import member_log
+
+    log = logging.getLogger("test_member_log")
+    log.setLevel(logging.INFO)
+    path = tmp_path / "logs" / "transcribe" / "rec.log"
+    path.parent.mkdir(parents=True)
+    path.write_text("a line of an earlier run\n")
+    with member_log(log, str(path)):
+        log.info("first pass")
+    with member_log(log, str(path)):
+        log.info("second pass")
+    text = path.read_text()
+    assert "earlier run" not in text and "first pass" in text and "second pass" in text
+
+
 def test_size_estimate_by_format():
     assert estimated_seconds("a/talk.MP3", 16000 * 60) == 60.0
     assert estimated_seconds("a/take.wav", 88200 * 10) == 10.0

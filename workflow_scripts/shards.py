@@ -156,12 +156,19 @@ def member_log_path(out_dir: str, rule: str, rec: str) -> str:
     return f"{out_dir}/logs/{rule}/{rec}.log"
 
 
+# Member logs this process has begun: a member entered again (a stage's second pass) appends.
+_STARTED_LOGS: set[str] = set()
+
+
 @contextlib.contextmanager
 def member_log(log: logging.Logger, path: str):
     """While a member is processed, its lines also go to its own log (``logs/{rule}/{rec}.log``,
-    as when every recording was a job); lines of other threads are not copied there."""
+    as when every recording was a job); lines of other threads are not copied there. The job's
+    first entry starts the file afresh, later entries append to it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    key = str(Path(path).resolve())
+    handler = logging.FileHandler(path, mode="a" if key in _STARTED_LOGS else "w", encoding="utf-8")
+    _STARTED_LOGS.add(key)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     me = threading.get_ident()
     handler.addFilter(lambda record: record.thread == me)
