@@ -1,5 +1,5 @@
-"""Clips that got no words, decoded again alone: which clips, their windows, and the records
-replaced (the decoder faked: it records what it was asked and answers with known words)."""
+"""Clips whose words look wrong, decoded again alone: which clips, their windows, and the
+records replaced (the decoder faked: it records what it was asked and answers with known words)."""
 from __future__ import annotations
 
 import logging
@@ -15,16 +15,42 @@ from workflow_scripts.longform_decode import BlockResult
 SPANS = [(1.0, 5.0), (5.2, 9.0), (9.3, 12.0), (20.0, 24.0)]
 
 
-def test_unheard_and_their_own_windows():
-    recs = [{"text": "Hello there."}, {"text": ""}, {"text": "  "}, {"text": "Bye."}]
-    assert redecode.unheard(recs) == [1, 2]
+def word(w, start, end):
+    return {"word": w, "start": start, "end": end, "probability": 0.9}
+
+
+def test_doubtful_transcripts_and_their_own_windows():
+    fine = {"text": "Hello there.", "words": [word(" Hello", 0.1, 0.5), word(" there.", 0.5, 1.3)]}
+    loop = {"text": "using codec two, codec two, codec two, codec.", "words": []}
+    stretched = {"text": "and presumably you're", "words": [word(" and", 0.0, 0.7), word(" presumably", 0.7, 3.3)]}
+    # two repeats of a bigram, three of a word: speech, not a loop
+    speech = {"text": "No, no, no. I said it twice, it twice.", "words": []}
+    recs = [fine, {"text": ""}, {"text": "  "}, loop, stretched, speech]
+    assert [redecode.doubt(r) for r in recs] == [None, "empty", "empty", "repetition", "stretched_word", None]
+    assert redecode.doubtful(recs) == [1, 2, 3, 4]
     # each clip alone, its lead meeting the neighbours halfway in the gaps
     assert redecode.alone_windows(SPANS, [1, 2, 3], 0.4) == [
         Window(5.1, 9.15, (1,)), Window(9.15, 12.4, (2,)), Window(19.6, 24.4, (3,))]
     assert redecode.alone_windows(SPANS, [0], 0.4) == [Window(0.6, 5.1, (0,))]
 
 
-def test_records_replaced_only_where_the_second_pass_hears_words(monkeypatch):
+def test_alone_decode_kept_only_when_it_clears_the_doubt():
+    stretched = {"text": "and presumably you're", "words": [word(" and", 0.0, 0.7), word(" presumably", 0.7, 3.3)]}
+    found = {"text": "to encode this. And presumably you're",
+             "words": [word(" to", 0.1, 0.3), word(" presumably", 1.8, 2.4)]}
+    shorter = {"text": "presumably you're", "words": [word(" presumably", 0.7, 1.4)]}
+    hesitation = {"text": "to encode this. And presumably you're", "words": [word(" presumably", 0.7, 2.9)]}
+    assert redecode.better(stretched, found)
+    assert not redecode.better(stretched, shorter)  # fewer words: the skipped ones were not found
+    assert not redecode.better(stretched, hesitation)  # still stretched: a pause the speaker made
+    loop = {"text": "codec two, codec two, codec two, codec.", "words": []}
+    assert redecode.better(loop, {"text": "codec two to encode it.", "words": []})  # fewer words, no loop
+    assert not redecode.better(loop, {"text": "two, two, two, two", "words": []})
+    assert redecode.better({"text": ""}, {"text": "Hi.", "words": [word(" Hi.", 0.1, 0.4)]})
+    assert not redecode.better({"text": ""}, {"text": " ", "words": []})
+
+
+def test_records_replaced_only_where_the_second_pass_clears_the_doubt(monkeypatch):
     asked = {}
 
     def fake_decode(spec, jobs, opts, workers, progress, log):
@@ -38,7 +64,7 @@ def test_records_replaced_only_where_the_second_pass_hears_words(monkeypatch):
 
     monkeypatch.setattr(stream_pool, "decode_recordings", fake_decode)
     records = {"rec": [{"clip": f"c{i}", "text": t, "decoding": "batched"}
-                       for i, t in enumerate(["One.", "", "", "Four."])],
+                       for i, t in enumerate(["One.", "", "", "Four, four, four, four, four."])],
                "other": [{"clip": "o0", "text": "Fine.", "decoding": "batched"}]}
 
     def records_of(name, blocks):
@@ -48,23 +74,24 @@ def test_records_replaced_only_where_the_second_pass_hears_words(monkeypatch):
     progress = Progress(10.0, "transcribe", logging.getLogger("test"))
     opts = stream_pool.StreamOptions(beam_size=5, batch_size=8, condition_on_previous_text=True, seed=0)
     plans = {"rec": ("stem.wav", SPANS, "en"), "other": ("o.wav", [(0.0, 2.0)], "en")}
-    heard = redecode.redecode_unheard(records, plans, None, opts, 0.4, progress, logging.getLogger("test"), records_of)
-    assert heard == 1
-    # only the recording with unheard clips is decoded again, in one process, with no prompt
-    assert list(asked["windows"]) == ["rec"] and [w.clips for w in asked["windows"]["rec"]] == [(1,), (2,)]
+    replaced = redecode.redecode_doubtful(records, plans, None, opts, 0.4, progress, logging.getLogger("test"),
+                                          records_of)
+    assert replaced == 2
+    # only the recording with doubtful clips is decoded again, in one process, with no prompt
+    assert list(asked["windows"]) == ["rec"] and [w.clips for w in asked["windows"]["rec"]] == [(1,), (2,), (3,)]
     assert asked["workers"] == 1 and asked["opts"].condition_on_previous_text is False and asked["opts"].seed == 0
     assert [(r["text"], r["decoding"]) for r in records["rec"]] == [
-        ("One.", "batched"), ("heard", redecode.DECODING), ("", "batched"), ("Four.", "batched")]
+        ("One.", "batched"), ("heard", redecode.DECODING), ("", "batched"), ("heard", redecode.DECODING)]
     assert records["other"] == [{"clip": "o0", "text": "Fine.", "decoding": "batched"}]
     # the second pass counts in the progress: its seconds were added to the total, and done
-    assert progress.total == pytest.approx(10.0 + (9.15 - 5.1) + (12.4 - 9.15))
+    assert progress.total == pytest.approx(10.0 + (9.15 - 5.1) + (12.4 - 9.15) + (24.4 - 19.6))
     assert progress.done == pytest.approx(progress.total - 10.0)
 
 
 def test_nothing_to_decode_again(monkeypatch):
-    monkeypatch.setattr(stream_pool, "decode_recordings", lambda *a: pytest.fail("decoded with no unheard clip"))
+    monkeypatch.setattr(stream_pool, "decode_recordings", lambda *a: pytest.fail("decoded with no doubtful clip"))
     progress = Progress(1.0, "transcribe", logging.getLogger("test"))
     records = {"rec": [{"clip": "c0", "text": "Hi.", "decoding": "batched"}]}
-    assert redecode.redecode_unheard(records, {"rec": ("s", [(0.0, 1.0)], None)}, None, None, 0.4, progress,
-                                     logging.getLogger("test"), lambda n, b: []) == 0
+    assert redecode.redecode_doubtful(records, {"rec": ("s", [(0.0, 1.0)], None)}, None, None, 0.4, progress,
+                                      logging.getLogger("test"), lambda n, b: []) == 0
     assert progress.total == 1.0

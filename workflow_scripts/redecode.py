@@ -1,30 +1,75 @@
-"""Clips of speech that got no words from their window, decoded again, each alone.
+"""Clips whose words from their window look wrong, decoded again, each alone.
 
-A clip is speech by construction (segmentation cut it between pauses), yet Whisper can give
-it no words: prompted with the text before it, a window's decode sometimes starts past the
-window's first seconds (the skipped clip gets nothing while the next one is transcribed) or
-ends at once. Such a clip would be rejected as ``empty`` with all its speech. Each one is
-decoded again as a window of its own (its lead, meeting its neighbours halfway: as the
-window planner cuts, workflow_scripts/decode_windows.py), with no prompt, in one process,
-by the stream decoder (workflow_scripts/stream_pool.py), seeded as the first pass is: the
-same inputs give the same text. Its record is replaced when that gives words
-(``decoding: alone``); a clip that is still silent keeps its empty record, and the gate
-rejects it as before. The seconds decoded again are added to the stage's progress, so the
-percentage and ETA count this pass too.
+The first pass decodes a clip inside its window, prompted with the text before it: the
+context that makes it accurate. Now and then that decode goes wrong for one clip:
+
+- ``empty``: no words, though the clip is speech by construction (segmentation cut it
+  between pauses). Prompted with the text before it, a window's decode sometimes starts
+  past the window's first seconds, or ends at once.
+- ``repetition``: a phrase repeated back to back (Whisper's decoding loop, as in "codec 2,
+  codec 2, codec 2, codec"), the speech after it lost.
+- ``stretched_word``: a word whose cross-attention times span more than STRETCHED_WORD_S.
+  Whisper skipped words here, and the alignment stretched a neighbour over their time. A
+  long hesitation stretches a word too; the alone decode then leaves it as it was.
+
+Each such clip is decoded again as a window of its own (its lead meeting its neighbours
+halfway, as the window planner cuts, workflow_scripts/decode_windows.py), with no prompt,
+in one process, by the stream decoder (workflow_scripts/stream_pool.py). It is seeded as the
+first pass is, so the same inputs give the same text. Its record is replaced
+(``decoding: alone``) when the alone decode is free of all three signs. For a stretched word,
+the alone decode must also give at least as many words: a decode that is merely shorter has
+not found the skipped words. Otherwise the clip keeps its first record, and the gate judges it
+as before (``empty``, ``repetition``). The seconds decoded again are added to the stage's
+progress, so the percentage and ETA count this pass too.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections import Counter
 from typing import Callable
 
 from workflow_scripts.decode_windows import Window, plan_windows
+from workflow_scripts.quality_gate import max_ngram_repeats
 
 DECODING = "alone"
+# A spoken word rarely lasts over a second: over the Asterisk voice's 1400 s of read and
+# spontaneous takes, no word of a correct transcript was timed over 1.22 s. A lecturer's
+# hesitations reach 1.8 s. Words skipped on HF radio left one word timed at 2.58 s.
+STRETCHED_WORD_S = 1.5
+# Back-to-back repeats of a word n-gram that make a loop (one more for a single word): the
+# transcript gate's default (transcription.gate.max_ngram_repeats).
+LOOP_REPEATS = 3
 
 
-def unheard(records: list[dict]) -> list[int]:
-    """Indices of the records whose clip got no words."""
-    return [k for k, r in enumerate(records) if not (r.get("text") or "").strip()]
+def _word_count(text: str) -> int:
+    return len(re.findall(r"[\w']+", text))
+
+
+def doubt(record: dict) -> str | None:
+    """Why the clip's transcript looks wrong (``empty``, ``repetition``, ``stretched_word``),
+    or None."""
+    text = (record.get("text") or "").strip()
+    if not text:
+        return "empty"
+    reps, n = max_ngram_repeats(text)
+    if reps >= LOOP_REPEATS + (n == 1):
+        return "repetition"
+    if any(w["end"] - w["start"] > STRETCHED_WORD_S for w in record.get("words") or []):
+        return "stretched_word"
+    return None
+
+
+def doubtful(records: list[dict]) -> list[int]:
+    """Indices of the records whose transcript looks wrong."""
+    return [k for k, r in enumerate(records) if doubt(r) is not None]
+
+
+def better(first: dict, again: dict) -> bool:
+    """Whether the alone decode ``again`` replaces the doubtful ``first``."""
+    if doubt(again) is not None:
+        return False
+    return doubt(first) != "stretched_word" or _word_count(again["text"]) >= _word_count(first["text"])
 
 
 def alone_windows(spans: list[tuple[float, float]], indices: list[int], lead_s: float) -> list[Window]:
@@ -33,40 +78,42 @@ def alone_windows(spans: list[tuple[float, float]], indices: list[int], lead_s: 
     return [own[i] for i in indices]
 
 
-def redecode_unheard(records: dict[str, list[dict]], plans: dict[str, tuple], spec, opts, lead_s: float, progress,
-                     log, records_of: Callable[[str, list], list[dict]]) -> int:
+def redecode_doubtful(records: dict[str, list[dict]], plans: dict[str, tuple], spec, opts, lead_s: float, progress,
+                      log, records_of: Callable[[str, list], list[dict]]) -> int:
     """Decode again the clips of ``records`` (recording -> its records, replaced in place)
-    that got no words; returns how many now have words.
+    whose transcripts look wrong; returns how many were replaced.
 
     ``plans[name]``: (stem, spans, language); ``spec``: the model (ModelSpec, its threads all
     the job's); ``opts``: the first pass's StreamOptions (no prompt is used here);
     ``records_of(name, blocks)``: the records of the clips in ``blocks`` (decoded windows)."""
     from workflow_scripts.stream_pool import RecordingJob, decode_recordings
 
-    jobs = []
+    jobs, todo, reasons = [], {}, Counter()
     for name, recs in records.items():
-        todo = unheard(recs)
-        if todo:
+        todo[name] = doubtful(recs)
+        reasons.update(doubt(recs[k]) for k in todo[name])
+        if todo[name]:
             stem, spans, language = plans[name]
-            jobs.append(RecordingJob(name, str(stem), alone_windows(spans, todo, lead_s), spans, language))
+            jobs.append(RecordingJob(name, str(stem), alone_windows(spans, todo[name], lead_s), spans, language))
     if not jobs:
         return 0
     seconds = sum(w.end - w.start for job in jobs for w in job.windows)
-    log.info("%d clip(s) got no words from their windows: decoding each again alone, without context (%.1f s of stem)",
-             sum(len(job.windows) for job in jobs), seconds)
+    log.info("%d clip(s) with doubtful words from their windows (%s): decoding each again alone, without context "
+             "(%.1f s of stem)", sum(reasons.values()), ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())),
+             seconds)
     progress.extend(seconds)
     decode_recordings(spec, jobs, dataclasses.replace(opts, condition_on_previous_text=False), 1, progress, log)
-    heard = 0
+    replaced = 0
     for job in jobs:
         if job.error is not None:
-            log.warning("%s: decoding clips again failed (%s); they keep their empty transcripts", job.name, job.error)
+            log.warning("%s: decoding clips again failed (%s); they keep their first transcripts", job.name, job.error)
             continue
         again = {r["clip"]: r for r in records_of(job.name, [job.blocks[i] for i in range(len(job.windows))])}
         recs = records[job.name]
-        for k in unheard(recs):
+        for k in todo[job.name]:
             r = again.get(recs[k]["clip"])
-            if r is not None and r["text"].strip():
+            if r is not None and better(recs[k], r):
                 recs[k] = {**r, "decoding": DECODING}
-                heard += 1
-    log.info("%d of them now have words (decoding: %s)", heard, DECODING)
-    return heard
+                replaced += 1
+    log.info("%d of them replaced by their alone decoding (decoding: %s)", replaced, DECODING)
+    return replaced

@@ -19,9 +19,10 @@ workflow_scripts/stream_pool.py; ``sequential``: faster-whisper's long-form deco
 processes, workflow_scripts/decode_pool.py), and each clip takes
 the words whose midpoint falls inside it (workflow_scripts/clip_words.py), so every clip's
 text is decoded with the context of the speech around it, as "Whisper on the whole file"
-would, and no word is decoded twice. A clip that gets no words from its window is decoded
-again alone, without a prompt (workflow_scripts/redecode.py; ``decoding: alone``), and that
-pass counts in the progress. ``edge_*`` are the evidence for a clip cut inside a
+would, and no word is decoded twice. A clip whose words from its window look wrong (none, a
+loop, a word stretched over skipped speech) is decoded again alone, without a prompt
+(workflow_scripts/redecode.py; ``decoding: alone`` where that decode is kept), and that pass
+counts in the progress. ``edge_*`` are the evidence for a clip cut inside a
 word (see clip_words). ``language`` is the clip's own detected language with a
 multilingual model (``language_probability`` its probability), otherwise the decoding
 language (probability null). ``word_timestamps``: ``whisper`` (cross-attention DTW) or
@@ -187,7 +188,7 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     first_pass = _decode_batched if base["decode"] == "batched" else _decode_sequential
     failed += first_pass(plans, todo, base, spec, workers, label, aligner, progress, log, records.__setitem__,
                          member_context)
-    _redecode_unheard(records, plans, base, dataclasses.replace(spec, threads=threads), label, aligner, progress, log)
+    _redecode_doubtful(records, plans, base, dataclasses.replace(spec, threads=threads), label, aligner, progress, log)
     for name in todo:
         if name in records:
             with member_context(name):
@@ -197,9 +198,9 @@ def transcribe_shard(members: list[tuple[str, str, str, str | None]], cfg: dict,
     return failed
 
 
-def _redecode_unheard(records, plans, base, spec, label, aligner, progress, log) -> None:
-    """Clips that got no words, decoded again alone (workflow_scripts/redecode.py)."""
-    from workflow_scripts.redecode import redecode_unheard
+def _redecode_doubtful(records, plans, base, spec, label, aligner, progress, log) -> None:
+    """Clips whose words look wrong, decoded again alone (workflow_scripts/redecode.py)."""
+    from workflow_scripts.redecode import redecode_doubtful
     from workflow_scripts.stream_pool import StreamOptions
 
     def records_of(name: str, blocks: list) -> list[dict]:
@@ -208,7 +209,7 @@ def _redecode_unheard(records, plans, base, spec, label, aligner, progress, log)
 
     opts = StreamOptions(base["beam_size"], base["batch_size"], base["condition_on_previous_text"], base["seed"])
     where = {n: (plans[n][0], plans[n][4], plans[n][2]["language"]) for n in records}
-    redecode_unheard(records, where, spec, opts, LEAD_S, progress, log, records_of)
+    redecode_doubtful(records, where, spec, opts, LEAD_S, progress, log, records_of)
 
 
 def _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done, member_context) -> list[str]:
