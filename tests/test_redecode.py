@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from workflow_scripts import redecode, stream_pool
@@ -15,8 +16,16 @@ from workflow_scripts.longform_decode import BlockResult
 SPANS = [(1.0, 5.0), (5.2, 9.0), (9.3, 12.0), (20.0, 24.0)]
 
 
+def read_silence(stem, a, b):
+    return np.zeros(int((b - a) * redecode.SAMPLE_RATE), dtype=np.float32)
+
+
 def word(w, start, end):
     return {"word": w, "start": start, "end": end, "probability": 0.9}
+
+
+def all_voice(w):
+    return w["end"] - w["start"]
 
 
 def test_doubtful_transcripts_and_their_own_windows():
@@ -26,8 +35,10 @@ def test_doubtful_transcripts_and_their_own_windows():
     # two repeats of a bigram, three of a word: speech, not a loop
     speech = {"text": "No, no, no. I said it twice, it twice.", "words": []}
     recs = [fine, {"text": ""}, {"text": "  "}, loop, stretched, speech]
-    assert [redecode.doubt(r) for r in recs] == [None, "empty", "empty", "repetition", "stretched_word", None]
-    assert redecode.doubtful(recs) == [1, 2, 3, 4]
+    assert [redecode.doubt(r, all_voice) for r in recs] == [None, "empty", "empty", "repetition", "stretched_word",
+                                                           None]
+    # a word stretched over a pause (a hesitation) holds little voice: no doubt
+    assert redecode.doubt(stretched, lambda w: 0.8) is None
     # each clip alone, its lead meeting the neighbours halfway in the gaps
     assert redecode.alone_windows(SPANS, [1, 2, 3], 0.4) == [
         Window(5.1, 9.15, (1,)), Window(9.15, 12.4, (2,)), Window(19.6, 24.4, (3,))]
@@ -39,15 +50,34 @@ def test_alone_decode_kept_only_when_it_clears_the_doubt():
     found = {"text": "to encode this. And presumably you're",
              "words": [word(" to", 0.1, 0.3), word(" presumably", 1.8, 2.4)]}
     shorter = {"text": "presumably you're", "words": [word(" presumably", 0.7, 1.4)]}
-    hesitation = {"text": "to encode this. And presumably you're", "words": [word(" presumably", 0.7, 2.9)]}
-    assert redecode.better(stretched, found)
-    assert not redecode.better(stretched, shorter)  # fewer words: the skipped ones were not found
-    assert not redecode.better(stretched, hesitation)  # still stretched: a pause the speaker made
+    still = {"text": "to encode this. And presumably you're", "words": [word(" presumably", 0.7, 2.9)]}
+    assert redecode.better(stretched, found, all_voice)
+    assert not redecode.better(stretched, shorter, all_voice)  # fewer words: the skipped ones were not found
+    assert not redecode.better(stretched, still, all_voice)
     loop = {"text": "codec two, codec two, codec two, codec.", "words": []}
-    assert redecode.better(loop, {"text": "codec two to encode it.", "words": []})  # fewer words, no loop
-    assert not redecode.better(loop, {"text": "two, two, two, two", "words": []})
-    assert redecode.better({"text": ""}, {"text": "Hi.", "words": [word(" Hi.", 0.1, 0.4)]})
-    assert not redecode.better({"text": ""}, {"text": " ", "words": []})
+    assert redecode.better(loop, {"text": "codec two to encode it.", "words": []}, all_voice)  # fewer words, no loop
+    assert not redecode.better(loop, {"text": "two, two, two, two", "words": []}, all_voice)
+    assert redecode.better({"text": ""}, {"text": "Hi.", "words": [word(" Hi.", 0.1, 0.4)]}, all_voice)
+    assert not redecode.better({"text": ""}, {"text": " ", "words": []}, all_voice)
+
+
+def test_voice_of_a_stretched_word_read_from_the_stem_around_its_clip():
+    sr = redecode.SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    stem = 0.001 * rng.standard_normal(20 * sr).astype(np.float32)  # a room at -60 dBFS
+    t = np.arange(int(1.2 * sr)) / sr
+    stem[int(10.5 * sr): int(11.7 * sr)] += 0.3 * np.sin(2 * np.pi * 220 * t).astype(np.float32)  # 1.2 s of voice
+    reads = []
+
+    def read_stem(path, a, b):
+        reads.append((path, a, b))
+        return stem[int(a * sr): int(b * sr)]
+
+    voiced = redecode.clip_voice(read_stem, "stem.wav", (10.0, 13.0))
+    # a word at 0.2-2.2 s of the clip: 10.2-12.2 s of the stem, 1.2 s of it voice
+    assert voiced(word(" presumably", 0.2, 2.2)) == pytest.approx(1.2, abs=0.04)
+    assert voiced(word(" pause", 1.8, 2.9)) == pytest.approx(0.0, abs=0.04)
+    assert reads == [("stem.wav", 5.0, 18.0)]  # read once, with the floor's surroundings
 
 
 def test_records_replaced_only_where_the_second_pass_clears_the_doubt(monkeypatch):
@@ -75,7 +105,7 @@ def test_records_replaced_only_where_the_second_pass_clears_the_doubt(monkeypatc
     opts = stream_pool.StreamOptions(beam_size=5, batch_size=8, condition_on_previous_text=True, seed=0)
     plans = {"rec": ("stem.wav", SPANS, "en"), "other": ("o.wav", [(0.0, 2.0)], "en")}
     replaced = redecode.redecode_doubtful(records, plans, None, opts, 0.4, progress, logging.getLogger("test"),
-                                          records_of)
+                                          records_of, read_silence)
     assert replaced == 2
     # only the recording with doubtful clips is decoded again, in one process, with no prompt
     assert list(asked["windows"]) == ["rec"] and [w.clips for w in asked["windows"]["rec"]] == [(1,), (2,), (3,)]
@@ -93,5 +123,5 @@ def test_nothing_to_decode_again(monkeypatch):
     progress = Progress(1.0, "transcribe", logging.getLogger("test"))
     records = {"rec": [{"clip": "c0", "text": "Hi.", "decoding": "batched"}]}
     assert redecode.redecode_doubtful(records, {"rec": ("s", [(0.0, 1.0)], None)}, None, None, 0.4, progress,
-                                      logging.getLogger("test"), lambda n, b: []) == 0
+                                      logging.getLogger("test"), lambda n, b: [], read_silence) == 0
     assert progress.total == 1.0

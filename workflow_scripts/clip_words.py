@@ -90,14 +90,10 @@ def edge_floor_db(audio: np.ndarray, sr: int, offset: float, start: float, end: 
     hop = max(int(FRAME_S * sr), 1)
     lo = max(int((start - FLOOR_WINDOW_S - offset) * sr), 0)
     hi = min(int((end + FLOOR_WINDOW_S - offset) * sr), len(audio))
-    region = np.asarray(audio[lo:hi], dtype=np.float64)
-    n = len(region) // hop
-    if n == 0:
+    levels = frame_levels_db(audio[lo:hi], hop)
+    if levels.size == 0:
         return [0.0, 0.0]
-    frames_db = 10 * np.log10(np.mean(region[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
-    # Digital silence between takes is no noise floor to judge speech by: the floor is never
-    # counted lower than FLOOR_RANGE_DB under the local speech level.
-    floor = max(float(np.percentile(frames_db, FLOOR_PERCENTILE)), float(np.percentile(frames_db, 90)) - FLOOR_RANGE_DB)
+    floor = noise_floor_db(levels)
 
     def level(a: float, b: float) -> float:
         x = np.asarray(audio[max(int((a - offset) * sr), 0) : max(int((b - offset) * sr), 0)], dtype=np.float64)
@@ -108,6 +104,34 @@ def edge_floor_db(audio: np.ndarray, sr: int, offset: float, start: float, end: 
     at_start = min(level(start - EDGE_S, start), level(start, start + edge))
     at_end = min(level(end - edge, end), level(end, end + EDGE_S))
     return [round(min(x, 200.0) - floor, 1) for x in (at_start, at_end)]
+
+
+def frame_levels_db(audio: np.ndarray, hop: int) -> np.ndarray:
+    """Level (dB) of each whole frame of ``hop`` samples."""
+    region = np.asarray(audio, dtype=np.float64)
+    n = len(region) // hop
+    return 10 * np.log10(np.mean(region[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+
+
+def noise_floor_db(levels: np.ndarray) -> float:
+    """The local noise floor of frame levels (dB): their FLOOR_PERCENTILE-th percentile."""
+    # Digital silence between takes is no noise floor to judge speech by: the floor is never
+    # counted lower than FLOOR_RANGE_DB under the local speech level.
+    return max(float(np.percentile(levels, FLOOR_PERCENTILE)), float(np.percentile(levels, 90)) - FLOOR_RANGE_DB)
+
+
+def voiced_s(audio: np.ndarray, sr: int, offset: float, start: float, end: float, above_db: float = 12.0) -> float:
+    """Seconds of [start, end] whose FRAME_S frames are ``above_db`` over the local noise floor
+    (the floor of FLOOR_WINDOW_S either side). ``audio`` starts at stem time ``offset``."""
+    hop = max(int(FRAME_S * sr), 1)
+    lo = max(int((start - FLOOR_WINDOW_S - offset) * sr), 0)
+    hi = min(int((end + FLOOR_WINDOW_S - offset) * sr), len(audio))
+    levels = frame_levels_db(audio[lo:hi], hop)
+    if levels.size == 0:
+        return 0.0
+    first = int(round((start - offset) * sr)) - lo
+    span = levels[max(first // hop, 0): max(int(round((end - offset) * sr)) - lo, 0) // hop]
+    return float(np.count_nonzero(span > noise_floor_db(levels) + above_db)) * hop / sr
 
 
 def clip_record(words: list[dict], start: float, end: float) -> dict:

@@ -8,9 +8,10 @@ context that makes it accurate. Now and then that decode goes wrong for one clip
   past the window's first seconds, or ends at once.
 - ``repetition``: a phrase repeated back to back (Whisper's decoding loop, as in "codec 2,
   codec 2, codec 2, codec"), the speech after it lost.
-- ``stretched_word``: a word whose cross-attention times span more than STRETCHED_WORD_S.
-  Whisper skipped words here, and the alignment stretched a neighbour over their time. A
-  long hesitation stretches a word too; the alone decode then leaves it as it was.
+- ``stretched_word``: a word whose cross-attention times span more than STRETCHED_WORD_S
+  with more than VOICED_WORD_S of voice in them: Whisper skipped words here, and the
+  alignment stretched a neighbour over their time. A hesitation stretches a word over a
+  pause, which is not voice (clip_words.voiced_s: frames 12 dB over the local noise floor).
 
 Each such clip is decoded again as a window of its own (its lead meeting its neighbours
 halfway, as the window planner cuts, workflow_scripts/decode_windows.py), with no prompt,
@@ -29,14 +30,22 @@ import re
 from collections import Counter
 from typing import Callable
 
+import numpy as np
+
+from workflow_scripts.clip_words import FLOOR_WINDOW_S, voiced_s
 from workflow_scripts.decode_windows import Window, plan_windows
 from workflow_scripts.quality_gate import max_ngram_repeats
 
 DECODING = "alone"
+SAMPLE_RATE = 16000  # Whisper's, as read_stem gives it
 # A spoken word rarely lasts over a second: over the Asterisk voice's 1400 s of read and
 # spontaneous takes, no word of a correct transcript was timed over 1.22 s. A lecturer's
 # hesitations reach 1.8 s. Words skipped on HF radio left one word timed at 2.58 s.
 STRETCHED_WORD_S = 1.5
+# Voice a word's times hold at most: a lecturer's hesitations (silero-vad's test.wav) held
+# 0.76-0.80 s, a slow "Kenwood" on HF radio 0.94 s; the words skipped under a stretched word
+# 1.22 s (a repeated "you can't have" in a broadcast) and 1.42 s.
+VOICED_WORD_S = 1.0
 # Back-to-back repeats of a word n-gram that make a loop (one more for a single word): the
 # transcript gate's default (transcription.gate.max_ngram_repeats).
 LOOP_REPEATS = 3
@@ -46,30 +55,40 @@ def _word_count(text: str) -> int:
     return len(re.findall(r"[\w']+", text))
 
 
-def doubt(record: dict) -> str | None:
+def doubt(record: dict, voiced: Callable[[dict], float]) -> str | None:
     """Why the clip's transcript looks wrong (``empty``, ``repetition``, ``stretched_word``),
-    or None."""
+    or None. ``voiced(word)``: seconds of voice in the word's times (clip seconds)."""
     text = (record.get("text") or "").strip()
     if not text:
         return "empty"
     reps, n = max_ngram_repeats(text)
     if reps >= LOOP_REPEATS + (n == 1):
         return "repetition"
-    if any(w["end"] - w["start"] > STRETCHED_WORD_S for w in record.get("words") or []):
+    if any(w["end"] - w["start"] > STRETCHED_WORD_S and voiced(w) > VOICED_WORD_S for w in record.get("words") or []):
         return "stretched_word"
     return None
 
 
-def doubtful(records: list[dict]) -> list[int]:
-    """Indices of the records whose transcript looks wrong."""
-    return [k for k, r in enumerate(records) if doubt(r) is not None]
-
-
-def better(first: dict, again: dict) -> bool:
-    """Whether the alone decode ``again`` replaces the doubtful ``first``."""
-    if doubt(again) is not None:
+def better(first: dict, again: dict, voiced: Callable[[dict], float]) -> bool:
+    """Whether the alone decode ``again`` replaces the doubtful ``first`` (of the same clip)."""
+    if doubt(again, voiced) is not None:
         return False
-    return doubt(first) != "stretched_word" or _word_count(again["text"]) >= _word_count(first["text"])
+    return doubt(first, voiced) != "stretched_word" or _word_count(again["text"]) >= _word_count(first["text"])
+
+
+def clip_voice(read_stem: Callable[[str, float, float], np.ndarray], stem: str, span: tuple[float, float]):
+    """``voiced(word)`` for a clip at ``span`` (stem seconds) of ``stem``: its surroundings read
+    once, when first asked (``read_stem(stem, start, end)``: 16 kHz mono)."""
+    a, b = span
+    offset = max(a - FLOOR_WINDOW_S, 0.0)
+    audio: list[np.ndarray] = []
+
+    def voiced(word: dict) -> float:
+        if not audio:
+            audio.append(read_stem(stem, offset, b + FLOOR_WINDOW_S))
+        return voiced_s(audio[0], SAMPLE_RATE, offset, a + word["start"], a + word["end"])
+
+    return voiced
 
 
 def alone_windows(spans: list[tuple[float, float]], indices: list[int], lead_s: float) -> list[Window]:
@@ -79,21 +98,28 @@ def alone_windows(spans: list[tuple[float, float]], indices: list[int], lead_s: 
 
 
 def redecode_doubtful(records: dict[str, list[dict]], plans: dict[str, tuple], spec, opts, lead_s: float, progress,
-                      log, records_of: Callable[[str, list], list[dict]]) -> int:
+                      log, records_of: Callable[[str, list], list[dict]],
+                      read_stem: Callable[[str, float, float], np.ndarray]) -> int:
     """Decode again the clips of ``records`` (recording -> its records, replaced in place)
     whose transcripts look wrong; returns how many were replaced.
 
     ``plans[name]``: (stem, spans, language); ``spec``: the model (ModelSpec, its threads all
     the job's); ``opts``: the first pass's StreamOptions (no prompt is used here);
-    ``records_of(name, blocks)``: the records of the clips in ``blocks`` (decoded windows)."""
+    ``records_of(name, blocks)``: the records of the clips in ``blocks`` (decoded windows);
+    ``read_stem(stem, start, end)``: the stem's audio there (16 kHz mono float32)."""
     from workflow_scripts.stream_pool import RecordingJob, decode_recordings
 
-    jobs, todo, reasons = [], {}, Counter()
+    jobs, todo, voice, reasons = [], {}, {}, Counter()
     for name, recs in records.items():
-        todo[name] = doubtful(recs)
-        reasons.update(doubt(recs[k]) for k in todo[name])
+        stem, spans, language = plans[name]
+        todo[name] = []
+        for k, r in enumerate(recs):
+            voice[name, k] = clip_voice(read_stem, str(stem), spans[k])
+            why = doubt(r, voice[name, k])
+            if why is not None:
+                todo[name].append(k)
+                reasons[why] += 1
         if todo[name]:
-            stem, spans, language = plans[name]
             jobs.append(RecordingJob(name, str(stem), alone_windows(spans, todo[name], lead_s), spans, language))
     if not jobs:
         return 0
@@ -112,7 +138,7 @@ def redecode_doubtful(records: dict[str, list[dict]], plans: dict[str, tuple], s
         recs = records[job.name]
         for k in todo[job.name]:
             r = again.get(recs[k]["clip"])
-            if r is not None and better(recs[k], r):
+            if r is not None and better(recs[k], r, voice[job.name, k]):
                 recs[k] = {**r, "decoding": DECODING}
                 replaced += 1
     log.info("%d of them replaced by their alone decoding (decoding: %s)", replaced, DECODING)

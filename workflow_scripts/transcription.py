@@ -209,7 +209,7 @@ def _redecode_doubtful(records, plans, base, spec, label, aligner, progress, log
 
     opts = StreamOptions(base["beam_size"], base["batch_size"], base["condition_on_previous_text"], base["seed"])
     where = {n: (plans[n][0], plans[n][4], plans[n][2]["language"]) for n in records}
-    redecode_doubtful(records, where, spec, opts, LEAD_S, progress, log, records_of)
+    redecode_doubtful(records, where, spec, opts, LEAD_S, progress, log, records_of, read_stem)
 
 
 def _decode_sequential(plans, todo, base, spec, workers, label, aligner, progress, log, on_done, member_context) -> list[str]:
