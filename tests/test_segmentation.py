@@ -62,8 +62,9 @@ def test_short_pauses_ignored_when_the_whole_fits():
 
 def test_island_between_phrases_is_a_segment_of_its_own():
     """A 0.6 s word 0.3 s after one phrase and 0.35 s before the next (another voice's "Yeah."):
-    with island_max_s 1, cut out at the two pauses' midpoints, as clear pauses are; not with the
-    default (0, off); a phrase longer than island_max_s is not cut at its short pauses."""
+    with island_max_s 1 (the default), cut out at the two pauses' midpoints, as clear pauses
+    are; not with islands off (0); a phrase longer than island_max_s is not cut at its short
+    pauses."""
     pattern = [("speech", 3), ("silence", 0.3), ("speech", 0.6), ("silence", 0.35), ("speech", 4)]
     audio, sil = speech_with_pauses(pattern, RATE)
     islands = SegmentParams(max_clip_s=20, island_max_s=1.0)
@@ -72,7 +73,8 @@ def test_island_between_phrases_is_a_segment_of_its_own():
     cuts = inner_cuts_s(segs)
     assert all(c == d for c, d in cuts)
     assert [round(c, 2) for c, _ in cuts] == pytest.approx([(a + b) / 2 for a, b in sil], abs=TOL)
-    assert len(split_on_silence(audio, RATE, SegmentParams(max_clip_s=20))) == 1  # off by default
+    assert split_on_silence(audio, RATE, SegmentParams(max_clip_s=20)) == segs
+    assert len(split_on_silence(audio, RATE, SegmentParams(max_clip_s=20, island_max_s=0.0))) == 1
     longer = [("speech", 3), ("silence", 0.3), ("speech", 1.5), ("silence", 0.35), ("speech", 4)]
     audio, _ = speech_with_pauses(longer, RATE)
     assert len(split_on_silence(audio, RATE, islands)) == 1

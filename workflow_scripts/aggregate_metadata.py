@@ -152,7 +152,7 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, [], None
     embeddings = np.stack([r["embedding"] for r in rows])
     decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows],
-                               [r.get("window_embeddings") for r in rows])
+                               [r.get("window_embeddings") for r in rows], [r["duration"] for r in rows])
     coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])

@@ -29,7 +29,7 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or a
   shorter one (score_clips embeds parts from 0.25 s) under ``min_short_part_similarity`` or
   nearer by SHORT_PART_MARGIN to another voice (a phrase cluster under ``min_similarity`` to
-  the target) than to the target (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
+  the target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS) than to the target (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
   a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
   share. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
   one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
@@ -181,22 +181,45 @@ class SpeakerDecision:
     others: np.ndarray | None = None  # the other voices' centroids (other_voices)
 
 
+def _long_parts(part: ClipParts | None) -> np.ndarray:
+    """Which of a joined clip's parts count as phrases: voiced, LONG_PART_S or more."""
+    if part is None:
+        return np.zeros(0, dtype=bool)
+    return (part.seconds >= LONG_PART_S) & (np.linalg.norm(part.embeddings, axis=1) > 0)
+
+
 def phrase_embeddings(e: np.ndarray, parts: list[ClipParts | None]) -> np.ndarray:
     """The rows the target is found from without a reference: each clip's embedding, a joined
     clip's parts of LONG_PART_S or more in its place (when it has any voiced)."""
     rows = []
     for i, emb in enumerate(e):
         part = parts[i] if i < len(parts) else None
-        long = part.embeddings[(part.seconds >= LONG_PART_S) & (np.linalg.norm(part.embeddings, axis=1) > 0)] if part else []
-        rows.extend(long if len(long) else [emb])
+        long = _long_parts(part)
+        rows.extend(part.embeddings[long] if long.any() else [emb])
     return np.asarray(rows, dtype=np.float32).reshape(-1, EMBED_DIM)
 
 
-def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, gate_cfg: dict) -> np.ndarray:
-    """Centroids (k x EMBED_DIM) of the phrase clusters (``labels``) of VOICE_MIN_CLIPS phrases
-    or more that are under ``min_similarity`` to the target: the other voices of the recordings."""
+def phrase_seconds(durations: list[float], parts: list[ClipParts | None]) -> np.ndarray:
+    """The seconds of each row of phrase_embeddings (the clip's, or its long parts')."""
+    out = []
+    for i, duration in enumerate(durations):
+        part = parts[i] if i < len(parts) else None
+        long = _long_parts(part)
+        out.extend(part.seconds[long] if long.any() else [duration])
+    return np.asarray(out, dtype=np.float64)
+
+
+def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, gate_cfg: dict,
+                 seconds: np.ndarray | None = None) -> np.ndarray:
+    """Centroids (k x EMBED_DIM) of the phrase clusters (``labels``) that are under
+    ``min_similarity`` to the target and hold VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS
+    (``seconds``: per phrase; None: any length) or more: the other voices of the recordings. A
+    single speaker's few odd phrases (two 1.7 s parts of a lecturer at 0.78 to his centroid)
+    are no voice to judge his short parts against."""
+    long_enough = [True] * (int(labels.max()) + 1) if seconds is None else [
+        float(seconds[labels == c].sum()) >= VOICE_MIN_SECONDS for c in range(int(labels.max()) + 1)]
     cents = [mean_direction(phrases[labels == c]) for c in range(int(labels.max()) + 1)
-             if (labels == c).sum() >= VOICE_MIN_CLIPS]
+             if (labels == c).sum() >= VOICE_MIN_CLIPS and long_enough[c]]
     cents = [c for c in cents if np.any(c) and float(similarity(c, target)) < gate_cfg["min_similarity"]]
     return np.asarray(cents, dtype=np.float32).reshape(-1, EMBED_DIM)
 
@@ -241,11 +264,13 @@ def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dic
 
 def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None,
                     parts: list[ClipParts | None] | None = None,
-                    windows: list[np.ndarray | None] | None = None) -> SpeakerDecision:
+                    windows: list[np.ndarray | None] | None = None,
+                    durations: list[float] | None = None) -> SpeakerDecision:
     """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
     ``parts[i]``: row i's embedded parts when it is a joined clip (None otherwise), each
     voiced one checked against its bar; ``windows[i]``: row i's speaker-encoder windows
-    (None for a clip of one window)."""
+    (None for a clip of one window); ``durations[i]``: row i's seconds (None: another voice
+    needs no seconds, only phrases)."""
     e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
     voiced = np.linalg.norm(e, axis=1) > 0
     n = len(e)
@@ -260,7 +285,8 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
     phrases = phrase_embeddings(e, parts)
     phrase_labels, phrase_centroid = dominant_speaker(phrases, gate_cfg["cluster_threshold"])
     target = reference if reference is not None else phrase_centroid
-    others = other_voices(phrases, phrase_labels, target, gate_cfg)
+    seconds = None if durations is None else phrase_seconds(durations, parts)
+    others = other_voices(phrases, phrase_labels, target, gate_cfg, seconds)
     sims = np.where(voiced, np.atleast_1d(similarity(e, target)), 0.0)
     min_sim = gate_cfg["min_similarity"]
     reasons = []

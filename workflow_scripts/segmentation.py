@@ -38,14 +38,14 @@ over ``max_clip_s``, and to be cut in a real pause, the best one where there is 
 6. Only if no tier allows it do local minima of the smoothed envelope join the candidates
    ("quietest" cuts, as few as possible, scored by their depth below the level). So the
    maximum always holds, and speech is cut between pauses only where there is none.
-7. Islands (``island_max_s`` > 0; off by default): speech shorter than ``island_max_s``
+7. Islands (``island_max_s`` > 0, 0 = off): speech shorter than ``island_max_s``
    between two pauses of ``island_pause_s`` or more (silence at ``factor``) inside a stretch
    is cut out at the two pauses' midpoints. In a conversation the other voice's "Yeah." sits
    0.2-0.4 s from the speaker's phrases on both sides, too close for a clear pause; as a
    segment of its own it becomes a part of the clip preprocessing joins it into, which the
    speaker gate judges on its own and can cut out (workflow_scripts/recut.py). Island cuts
-   are at tier 0, as clear pauses. On one voice they cost yield: the speaker's own short
-   words are then judged alone, on embeddings too short to be sure of.
+   are at tier 0, as clear pauses. On one voice the speaker's own short words are then
+   judged alone, on embeddings too short to be sure of, which costs a little yield.
 Pieces without a frame of voice at ``factor`` are dropped. Deterministic: the same samples
 and parameters give the same cuts.
 """
@@ -76,7 +76,7 @@ class SegmentParams:
     min_silence_floor_s: float = 0.1
     keep_silence_s: float = 0.75
     min_piece_s: float = 1.0
-    island_max_s: float = 0.0
+    island_max_s: float = 1.0
     island_pause_s: float = 0.2
     max_clip_s: float = 12.0
     silence_floor_dbfs: float = -60.0
