@@ -26,10 +26,12 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   them as often as not). A clip whose cosine to the target is under ``min_similarity`` is
   rejected as ``other_speaker:sim=<s><<min>``, a clip in which the encoder found no voice as
   ``no_voice``. A joined clip is also rejected when a voiced part of LONG_PART_S or more is
-  under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or a
-  shorter one (score_clips embeds parts from 0.25 s) under ``min_short_part_similarity`` or
-  nearer by SHORT_PART_MARGIN to another voice (a phrase cluster under ``min_similarity`` to
-  the target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS) than to the target (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
+  under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or,
+  when the recordings hold another voice (a phrase cluster under ``min_similarity`` to the
+  target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS), a shorter one (score_clips
+  embeds parts from 0.25 s) under ``min_short_part_similarity`` or nearer by
+  SHORT_PART_MARGIN to another voice than to the target
+  (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
   a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
   share. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
   one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
@@ -72,7 +74,7 @@ VOICE_MIN_SECONDS = 5.0
 MIN_PART_S = 0.25
 # A joined clip's part at least this long is judged against min_part_similarity, and counts as
 # a phrase of its own when the target is found without a reference; shorter parts are judged
-# against min_short_part_similarity only.
+# against min_short_part_similarity and the other voices only (part_verdicts).
 LONG_PART_S = 1.0
 # A short part is another voice's when it is at least this much nearer to one of the other
 # voices found than to the target: one-word answers of a man joined to a woman's phrases scored
@@ -226,13 +228,21 @@ def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, ga
 
 def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
     """Per embedded part of a joined clip, why it is not the target's ("" when it is): a part
-    of LONG_PART_S or more under ``min_part_similarity``; a shorter one under
-    ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to another voice than to the
-    target; ``no_voice`` when the encoder found none in it."""
+    of LONG_PART_S or more under ``min_part_similarity``; a shorter one, when ``others`` holds
+    another voice, under ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to
+    another voice than to the target; ``no_voice`` when the encoder found none in it.
+
+    With no other voice in the recordings a short part is not judged: nothing says it is
+    someone else's, and a single speaker's own words score as low as a stranger's there
+    (0.39-0.45 to the Asterisk voice's centroid, against 0.45-0.56 for a man's one-word
+    answers in a conversation)."""
     out = []
     for e, sec in zip(part.embeddings, part.seconds):
         if not np.linalg.norm(e) > 0:
             out.append("no_voice")
+            continue
+        if sec < LONG_PART_S and not len(others):
+            out.append("")
             continue
         sim = float(similarity(e, target))
         bar = gate_cfg["min_part_similarity"] if sec >= LONG_PART_S else gate_cfg["min_short_part_similarity"]
