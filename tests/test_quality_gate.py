@@ -98,6 +98,10 @@ def test_ngram_repeats():
     assert qg.max_ngram_repeats("thank you thank you thank you") == (3, 2)
     assert qg.max_ngram_repeats("no no no no") == (4, 1)
     assert qg.max_ngram_repeats("a perfectly normal sentence")[0] == 1
+    # a loop: three repeats of a phrase, four of a single word ("no, no, no" is speech)
+    assert qg.is_loop(*qg.max_ngram_repeats("thank you thank you thank you"), 3)
+    assert not qg.is_loop(*qg.max_ngram_repeats("no no no"), 3)
+    assert qg.is_loop(*qg.max_ngram_repeats("no no no no"), 3)
 
 
 def test_quality_score_range_and_order():

@@ -87,10 +87,7 @@ def edge_floor_db(audio: np.ndarray, sr: int, offset: float, start: float, end: 
 
     ``audio`` starts at stem time ``offset``; all times in seconds.
     """
-    hop = max(int(FRAME_S * sr), 1)
-    lo = max(int((start - FLOOR_WINDOW_S - offset) * sr), 0)
-    hi = min(int((end + FLOOR_WINDOW_S - offset) * sr), len(audio))
-    levels = frame_levels_db(audio[lo:hi], hop)
+    levels, _, _ = _local_levels(audio, sr, offset, start, end)
     if levels.size == 0:
         return [0.0, 0.0]
     floor = noise_floor_db(levels)
@@ -120,13 +117,19 @@ def noise_floor_db(levels: np.ndarray) -> float:
     return max(float(np.percentile(levels, FLOOR_PERCENTILE)), float(np.percentile(levels, 90)) - FLOOR_RANGE_DB)
 
 
-def voiced_s(audio: np.ndarray, sr: int, offset: float, start: float, end: float, above_db: float = 12.0) -> float:
-    """Seconds of [start, end] whose FRAME_S frames are ``above_db`` over the local noise floor
-    (the floor of FLOOR_WINDOW_S either side). ``audio`` starts at stem time ``offset``."""
+def _local_levels(audio: np.ndarray, sr: int, offset: float, start: float, end: float) -> tuple[np.ndarray, int, int]:
+    """FRAME_S frame levels (dB) of [start, end] and FLOOR_WINDOW_S either side, the sample
+    they start at in ``audio`` (which starts at stem time ``offset``), and the frame hop."""
     hop = max(int(FRAME_S * sr), 1)
     lo = max(int((start - FLOOR_WINDOW_S - offset) * sr), 0)
     hi = min(int((end + FLOOR_WINDOW_S - offset) * sr), len(audio))
-    levels = frame_levels_db(audio[lo:hi], hop)
+    return frame_levels_db(audio[lo:hi], hop), lo, hop
+
+
+def voiced_s(audio: np.ndarray, sr: int, offset: float, start: float, end: float, above_db: float = 12.0) -> float:
+    """Seconds of [start, end] whose FRAME_S frames are ``above_db`` over the local noise floor
+    (the floor of FLOOR_WINDOW_S either side). ``audio`` starts at stem time ``offset``."""
+    levels, lo, hop = _local_levels(audio, sr, offset, start, end)
     if levels.size == 0:
         return 0.0
     first = int(round((start - offset) * sr)) - lo

@@ -207,6 +207,12 @@ def max_ngram_repeats(text: str, max_n: int = 5) -> tuple[int, int]:
     return best
 
 
+def is_loop(reps: int, n: int, max_repeats: int) -> bool:
+    """Whether ``reps`` back-to-back repeats of a word ``n``-gram (max_ngram_repeats) are a
+    decoding loop: ``max_repeats`` or more, one more for a single word ("no, no, no" is speech)."""
+    return reps >= max_repeats + (1 if n == 1 else 0)
+
+
 def ngram_share(text: str, n: int = 3) -> float:
     """Share of word n-grams that are copies of an earlier one (0 = none, ~1 = loop)."""
     words = re.findall(r"[\w']+", text.lower())
@@ -306,10 +312,9 @@ def gate(record: dict, cfg: dict) -> tuple[bool, list[str]]:
 
     cr = record.get("compression_ratio")
     reps, n = max_ngram_repeats(raw)
-    limit = c["max_ngram_repeats"] + (1 if n == 1 else 0)
     if cr is not None and cr > c["max_compression_ratio"]:
         reasons.append(f"repetition:compression {cr:.2f}")
-    elif reps >= limit:
+    elif is_loop(reps, n, c["max_ngram_repeats"]):
         reasons.append(f"repetition:{n}-gram x{reps}")
 
     dur = float(record.get("duration_s") or 0.0)

@@ -34,7 +34,7 @@ import numpy as np
 
 from workflow_scripts.clip_words import FLOOR_WINDOW_S, voiced_s
 from workflow_scripts.decode_windows import Window, plan_windows
-from workflow_scripts.quality_gate import max_ngram_repeats
+from workflow_scripts.quality_gate import is_loop, max_ngram_repeats
 
 DECODING = "alone"
 SAMPLE_RATE = 16000  # Whisper's, as read_stem gives it
@@ -46,8 +46,9 @@ STRETCHED_WORD_S = 1.5
 # 0.76-0.80 s, a slow "Kenwood" on HF radio 0.94 s; the words skipped under a stretched word
 # 1.22 s (a repeated "you can't have" in a broadcast) and 1.42 s.
 VOICED_WORD_S = 1.0
-# Back-to-back repeats of a word n-gram that make a loop (one more for a single word): the
-# transcript gate's default (transcription.gate.max_ngram_repeats).
+# Back-to-back repeats of a word n-gram that make a loop (quality_gate.is_loop): the transcript
+# gate's default (transcription.gate.max_ngram_repeats), fixed here so that a gate threshold
+# change re-gates without decoding again.
 LOOP_REPEATS = 3
 
 
@@ -61,8 +62,7 @@ def doubt(record: dict, voiced: Callable[[dict], float]) -> str | None:
     text = (record.get("text") or "").strip()
     if not text:
         return "empty"
-    reps, n = max_ngram_repeats(text)
-    if reps >= LOOP_REPEATS + (n == 1):
+    if is_loop(*max_ngram_repeats(text), LOOP_REPEATS):
         return "repetition"
     if any(w["end"] - w["start"] > STRETCHED_WORD_S and voiced(w) > VOICED_WORD_S for w in record.get("words") or []):
         return "stretched_word"
@@ -114,10 +114,11 @@ def redecode_doubtful(records: dict[str, list[dict]], plans: dict[str, tuple], s
         stem, spans, language = plans[name]
         todo[name] = []
         for k, r in enumerate(recs):
-            voice[name, k] = clip_voice(read_stem, str(stem), spans[k])
-            why = doubt(r, voice[name, k])
+            voiced = clip_voice(read_stem, str(stem), spans[k])
+            why = doubt(r, voiced)
             if why is not None:
                 todo[name].append(k)
+                voice[name, k] = voiced
                 reasons[why] += 1
         if todo[name]:
             jobs.append(RecordingJob(name, str(stem), alone_windows(spans, todo[name], lead_s), spans, language))
