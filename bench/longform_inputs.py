@@ -12,6 +12,9 @@ by 0.4-1.5 s, takes whose level steps by 4-10 dB (up or down), over a seeded roo
 * ``noisy`` ~2.5 min, a home recording: broadband room noise 16 dB under speech
 * ``takes`` ~2.5 min, the same room 22 dB under the speech's first take, its level steps
   applied to the voice only: quieter takes are noisier
+* ``music`` ~2.5 min, a podcast: 8 s of music alone before the speech and 6 s after it, and
+  under the speech a music bed 18 dB below it (Frozen-Bubble's theme, a tracker module in
+  Debian's ``fb-music-high``, GPL-2, fetched with ``apt-get download`` and decoded by ffmpeg)
 
 Without text: ``test`` (tests/data/test.wav, 60 s) and ``aepyx`` (examples/c++/aepyx.wav,
 169 s) from the silero-vad 6.2.3 sdist (``pip download``), and ``ve9qrp`` (112 s, 8 kHz)
@@ -49,9 +52,13 @@ LAYOUTS = {
     # the speaker moves, the room stays: the noise is not in the takes' level steps, so a take
     # 10 dB quieter is 10 dB noisier (12-24 dB SNR)
     "takes": dict(seed=15, seconds=150, p_join=0.7, take_s=40, noise_db=-22, cutoff_hz=6000, noise_after_gain=True),
+    # a podcast: music alone at the start and the end (3 dB under the speech), a bed under it
+    "music": dict(seed=16, seconds=150, p_join=0.6, take_s=60, noise_db=-40, cutoff_hz=4000,
+                  music_db=-18, music_alone_db=-3, intro_s=8.0, outro_s=6.0),
 }
 SILERO = ("silero-vad", "6.2.3", {"test": "tests/data/test.wav", "aepyx": "examples/c++/aepyx.wav"})
 CODEC2 = {"ve9qrp": Path("/usr/share/codec2/wav/ve9qrp.wav")}
+MUSIC = ("fb-music-high", "usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.xm")
 NAMES = [*LAYOUTS, *SILERO[2], *CODEC2]
 
 
@@ -78,6 +85,24 @@ def trim(audio: np.ndarray, thresh_db: float = -40.0, margin_s: float = 0.03) ->
     return audio[max(0, loud[0] * hop - m): min(len(audio), (loud[-1] + 1) * hop + m)]
 
 
+def music_track(cache: Path | None = None) -> np.ndarray:
+    """The music bed's source at SR, mono float32 (MUSIC: fetched and decoded once, cached)."""
+    cache = cache or default_cache()
+    wav = cache / "inputs" / "music-track.wav"
+    if not wav.exists():
+        pkg, rel = MUSIC
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", pkg], cwd=tmp, check=True, capture_output=True)
+            deb = next(Path(tmp).glob("*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(Path(tmp) / "x" / rel), "-ac", "1", "-ar", str(SR),
+                            "-f", "wav", str(wav.with_suffix(".tmp"))], check=True)
+            os.replace(wav.with_suffix(".tmp"), wav)
+    audio, _ = sf.read(str(wav), dtype="float32")
+    return audio
+
+
 def room_tone(n: int, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
     """Unit-RMS noise shaped like room tone: pink + brown spectrum, low-passed (4th order)."""
     f = np.fft.rfftfreq(n, 1 / SR)
@@ -86,6 +111,25 @@ def room_tone(n: int, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
     shape[f < 20] = 0
     x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * shape, n)
     return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
+
+
+def add_music(mix: np.ndarray, spans: list[dict], speech_rms: float, lay: dict) -> tuple[np.ndarray, list[dict]]:
+    """``mix`` with ``intro_s`` of music alone before it and ``outro_s`` after it (at
+    ``music_alone_db`` re ``speech_rms``) and the music bed under it (``music_db``), 1 s fades
+    between the two levels; the spans shifted by the intro."""
+    intro, outro = int(lay["intro_s"] * SR), int(lay["outro_s"] * SR)
+    total = intro + len(mix) + outro
+    track = music_track()
+    track = np.tile(track, int(np.ceil(total / len(track))))[:total]
+    level_db = np.full(total, lay["music_db"], np.float64)
+    level_db[:intro], level_db[intro + len(mix):] = lay["music_alone_db"], lay["music_alone_db"]
+    level_db = np.convolve(np.pad(level_db, SR // 2, mode="edge"), np.ones(SR) / SR, mode="valid")[:total]
+    music = track / np.sqrt(np.mean(track**2)) * speech_rms * 10 ** (level_db / 20)
+    out = music.astype(np.float32)
+    out[intro: intro + len(mix)] += mix
+    out *= min(1.0, 0.97 / np.abs(out).max())
+    shift = lay["intro_s"]
+    return out, [{**s, "start_s": round(s["start_s"] + shift, 3), "end_s": round(s["end_s"] + shift, 3)} for s in spans]
 
 
 def build_known(name: str, out: Path, layout: dict | None = None) -> None:
@@ -121,6 +165,8 @@ def build_known(name: str, out: Path, layout: dict | None = None) -> None:
         gain_db = float(np.clip(new, -10, 2))
     gains = np.convolve(gains, np.ones(SR // 100) / (SR // 100), mode="same")  # 10 ms ramps
     mix = speech * gains + noise if lay.get("noise_after_gain") else (speech + noise) * gains
+    if "music_db" in lay:
+        mix, spans = add_music(mix, spans, np.sqrt(np.mean(active**2)), lay)
     mix *= min(1.0, 0.97 / np.abs(mix).max())
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out.with_suffix(".tmp.wav"), mix, SR, subtype="PCM_16")

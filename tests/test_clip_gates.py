@@ -139,6 +139,27 @@ def test_a_joined_clip_is_the_target_only_if_every_part_is():
     assert alone.reasons[5] == [] and alone.reasons[3][0].startswith("other_speaker:part_sim=")
 
 
+def test_wordless_clips_are_no_voice_to_judge_short_parts_against():
+    """A podcast's intro and outro music: two clips the speaker encoder takes for a voice, in
+    which Whisper heard no words. They are no other voice, so the speaker's short parts (under
+    the music bed) are not judged; a second speaker with words still is one."""
+    e, _ = voices(12, 5)
+    parts = [None] * len(e)
+    parts[5] = parts_of((e[0], 4.0), (e[12], 0.5))  # a short part as near to the "music" as a "Yeah."
+    durations = [6.0] * len(e)
+    heard = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts, None, durations, [True] * 17)
+    assert heard.reasons[5] and len(heard.others) == 1
+    music = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts, None, durations,
+                               [True] * 12 + [False] * 5)
+    assert music.reasons[5] == [] and len(music.others) == 0
+    # the music clips themselves are still judged (and not the target)
+    assert all(r and r[0].startswith("other_speaker:sim=") for r in music.reasons[12:])
+    # no worded row at all: the voices are found from every row, as without transcripts
+    none = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts, None, durations, [False] * 17)
+    assert none.reasons == heard.reasons
+    assert list(cg.voice_rows(np.array([True, False, True]), [True, True, False])) == [0]
+
+
 def test_the_target_is_found_from_phrases_not_from_joined_clips():
     """A voice joined into most of the target's clips: whole-clip embeddings lean towards it,
     the target's phrases (single clips and the joined clips' long parts) do not."""

@@ -144,6 +144,10 @@ class AudioGates:
     reference: np.ndarray | None
 
 
+# transcript gate reasons that say Whisper heard no words in a clip: it finds no voice
+WORDLESS = ("empty", "non_speech", "no_speech")
+
+
 def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[list[str]], SpeakerDecision | None]:
     """Voice labels and similarity on every row (in place); returns the speaker part of the
     summary (mode, target voice; voices per recording are added once the rows are decided),
@@ -151,8 +155,9 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, [], None
     embeddings = np.stack([r["embedding"] for r in rows])
+    worded = [not any(reason_code(x) in WORDLESS for x in r["reasons"]) for r in rows]
     decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows],
-                               [r.get("window_embeddings") for r in rows], [r["duration"] for r in rows])
+                               [r.get("window_embeddings") for r in rows], [r["duration"] for r in rows], worded)
     coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])
