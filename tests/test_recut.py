@@ -53,6 +53,19 @@ def test_runs_of_the_target_s_parts_are_kept_never_the_whole_clip():
     assert recut.target_runs(spans, cg.ClipParts(e[:3], np.array([2.0, 1.0, 2.9])), ["", "", ""], target, 0.8) == []
 
 
+def test_parts_matched_to_spans_around_the_embedding_length():
+    """clips.tsv rounds a join to 1 ms and score_clips counts samples: a 0.24 s sliver was not
+    embedded, and the clip's five embedded parts still match its six spans."""
+    spans = recut.part_spans(8.4, [0.24, 0.84, 2.90, 4.68, 5.64])
+    seconds = np.array([0.6, 2.06, 1.78, 0.96, 2.764])
+    assert recut.embedded_spans(spans, seconds) == [1, 2, 3, 4, 5]
+    # a sliver that was embedded matches too
+    assert recut.embedded_spans(spans, np.array([0.24, 0.6, 2.06, 1.78, 0.96, 2.764])) == [0, 1, 2, 3, 4, 5]
+    # a span long enough to be embedded but without a part, or a part left over: no match
+    assert recut.embedded_spans(spans, seconds[1:]) is None
+    assert recut.embedded_spans(spans[:3], seconds) is None
+
+
 def phrase(seconds: float, rng: np.random.Generator, f0: float) -> np.ndarray:
     """A speech-like burst: a harmonic tone under a 4 Hz syllable envelope."""
     t = np.arange(int(seconds * RATE)) / RATE

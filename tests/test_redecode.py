@@ -45,6 +45,28 @@ def test_doubtful_transcripts_and_their_own_windows():
     assert redecode.alone_windows(SPANS, [0], 0.4) == [Window(0.6, 5.1, (0,))]
 
 
+def test_speech_without_words_is_doubtful():
+    """A woman's sentence skipped before a man's turn: the decode's first word comes 4.5 s into
+    the clip, and those seconds hold voice."""
+    skipped = {"text": "Well, it depends", "duration_s": 10.1,
+               "words": [word(" Well,", 4.47, 5.03), word(" it", 6.85, 6.85), word(" depends", 6.85, 7.19)]}
+    assert [(g["start"], g["end"]) for g in redecode.wordless_spans(skipped["words"], 10.1)] == [
+        (0.0, 4.47), (5.03, 6.85), (7.19, 10.1)]
+    assert redecode.doubt(skipped, all_voice) == "skipped_speech"
+    # the same stretches silent (pauses, a clip's pads): no doubt
+    assert redecode.doubt(skipped, lambda g: 0.3) is None
+    # the alone decode must hear the words, not merely drop the gap
+    heard = {"text": "I was thinking the same thing. Well, it depends on the time", "duration_s": 10.1,
+             "words": [word(" I", 0.2, 0.4), word(" thinking", 0.4, 1.5), word(" thing.", 2.5, 3.3),
+                       word(" Well,", 4.47, 5.03), word(" it", 5.1, 6.4), word(" depends", 6.4, 7.19),
+                       word(" on", 7.19, 8.6), word(" time", 8.6, 9.9)]}
+    voiced = lambda span: 1.2 if span["end"] - span["start"] > 1.5 else 0.0  # noqa: E731
+    assert redecode.doubt(heard, voiced) is None and redecode.better(skipped, heard, voiced)
+    # fewer words, or a word stretched over the gap, do not replace it
+    assert not redecode.better(skipped, {"text": "Well.", "duration_s": 10.1, "words": [word(" Well.", 4.4, 5.0)]}, voiced)
+    assert not redecode.better(skipped, {**heard, "words": [word(" I", 0.2, 4.4), *heard["words"][3:]]}, voiced)
+
+
 def test_alone_decode_kept_only_when_it_clears_the_doubt():
     stretched = {"text": "and presumably you're", "words": [word(" and", 0.0, 0.7), word(" presumably", 0.7, 3.3)]}
     found = {"text": "to encode this. And presumably you're",

@@ -75,13 +75,28 @@ def part_spans(duration: float, joins: list[float]) -> list[tuple[float, float]]
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
+def embedded_spans(spans: list[tuple[float, float]], seconds: np.ndarray) -> list[int] | None:
+    """The indices of ``spans`` that score_clips embedded, matched in order to its part
+    ``seconds`` (each within PART_MATCH_S); a span about MIN_PART_S long may be either (clips.tsv
+    rounds its joins, score_clips counts samples). None when they do not match: a span plainly
+    long enough has no part, or parts are left over."""
+    out, k = [], 0
+    for i, (a, b) in enumerate(spans):
+        length = b - a
+        if k < len(seconds) and length >= MIN_PART_S - PART_MATCH_S and abs(length - seconds[k]) <= PART_MATCH_S:
+            out.append(i)
+            k += 1
+        elif length >= MIN_PART_S + PART_MATCH_S:
+            return None
+    return out if k == len(seconds) else None
+
+
 def target_runs(spans: list[tuple[float, float]], parts: ClipParts, verdicts: list[str], target: np.ndarray,
                 min_similarity: float) -> list[Run]:
     """The runs of consecutive parts that are all the target's, excluding the whole clip; []
     when score_clips' parts (those of MIN_PART_S or more) do not match ``spans``."""
-    long = [i for i, (a, b) in enumerate(spans) if b - a >= MIN_PART_S - PART_MATCH_S / 2]
-    if len(long) != len(parts.seconds) or any(
-            abs((spans[i][1] - spans[i][0]) - s) > PART_MATCH_S for i, s in zip(long, parts.seconds)):
+    long = embedded_spans(spans, parts.seconds)
+    if long is None:
         return []
     row_of = dict(zip(long, range(len(long))))
     ok = [i in row_of and not verdicts[row_of[i]] for i in range(len(spans))]

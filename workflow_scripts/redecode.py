@@ -12,14 +12,18 @@ context that makes it accurate. Now and then that decode goes wrong for one clip
   with more than VOICED_WORD_S of voice in them: Whisper skipped words here, and the
   alignment stretched a neighbour over their time. A hesitation stretches a word over a
   pause, which is not voice (clip_words.voiced_s: frames 12 dB over the local noise floor).
+- ``skipped_speech``: a stretch of the clip with no word in it (before the first word,
+  between two, after the last) longer than STRETCHED_WORD_S with more than VOICED_WORD_S of
+  voice: Whisper skipped a phrase and timed no word over it (a woman's sentence before a
+  man's turn in the same window, where the decode began with his "Well,").
 
 Each such clip is decoded again as a window of its own (its lead meeting its neighbours
 halfway, as the window planner cuts, workflow_scripts/decode_windows.py), with no prompt,
 in one process, by the stream decoder (workflow_scripts/stream_pool.py). It is seeded as the
 first pass is, so the same inputs give the same text. Its record is replaced
-(``decoding: alone``) when the alone decode is free of all three signs. For a stretched word,
-the alone decode must also give at least as many words: a decode that is merely shorter has
-not found the skipped words. Otherwise the clip keeps its first record, and the gate judges it
+(``decoding: alone``) when the alone decode is free of all four signs. For a stretched word
+or skipped speech, the alone decode must also give at least as many words: a decode that is
+merely shorter has not found the skipped words. Otherwise the clip keeps its first record, and the gate judges it
 as before (``empty``, ``repetition``). The seconds decoded again are added to the stage's
 progress, so the percentage and ETA count this pass too.
 """
@@ -56,16 +60,34 @@ def _word_count(text: str) -> int:
     return len(re.findall(r"[\w']+", text))
 
 
+def wordless_spans(words: list[dict], duration: float) -> list[dict]:
+    """The stretches of a clip (``duration`` s) that no word's times cover: before the first
+    word, between two, after the last ({"start", "end"}, clip seconds)."""
+    out, t = [], 0.0
+    for w in sorted(words, key=lambda w: w["start"]):
+        if w["start"] > t:
+            out.append({"start": t, "end": w["start"]})
+        t = max(t, w["end"])
+    if duration > t:
+        out.append({"start": t, "end": duration})
+    return out
+
+
 def doubt(record: dict, voiced: Callable[[dict], float]) -> str | None:
-    """Why the clip's transcript looks wrong (``empty``, ``repetition``, ``stretched_word``),
-    or None. ``voiced(word)``: seconds of voice in the word's times (clip seconds)."""
+    """Why the clip's transcript looks wrong (``empty``, ``repetition``, ``stretched_word``,
+    ``skipped_speech``), or None. ``voiced(span)``: seconds of voice in a span's times (clip
+    seconds)."""
     text = (record.get("text") or "").strip()
     if not text:
         return "empty"
     if is_loop(*max_ngram_repeats(text), LOOP_REPEATS):
         return "repetition"
-    if any(w["end"] - w["start"] > STRETCHED_WORD_S and voiced(w) > VOICED_WORD_S for w in record.get("words") or []):
+    words = record.get("words") or []
+    if any(w["end"] - w["start"] > STRETCHED_WORD_S and voiced(w) > VOICED_WORD_S for w in words):
         return "stretched_word"
+    duration = float(record.get("duration_s") or 0.0)
+    if any(g["end"] - g["start"] > STRETCHED_WORD_S and voiced(g) > VOICED_WORD_S for g in wordless_spans(words, duration)):
+        return "skipped_speech"
     return None
 
 
@@ -73,20 +95,21 @@ def better(first: dict, again: dict, voiced: Callable[[dict], float]) -> bool:
     """Whether the alone decode ``again`` replaces the doubtful ``first`` (of the same clip)."""
     if doubt(again, voiced) is not None:
         return False
-    return doubt(first, voiced) != "stretched_word" or _word_count(again["text"]) >= _word_count(first["text"])
+    return (doubt(first, voiced) not in ("stretched_word", "skipped_speech")
+            or _word_count(again["text"]) >= _word_count(first["text"]))
 
 
 def clip_voice(read_stem: Callable[[str, float, float], np.ndarray], stem: str, span: tuple[float, float]):
-    """``voiced(word)`` for a clip at ``span`` (stem seconds) of ``stem``: its surroundings read
+    """``voiced(span)`` for a clip at ``span`` (stem seconds) of ``stem``: its surroundings read
     once, when first asked (``read_stem(stem, start, end)``: 16 kHz mono)."""
     a, b = span
     offset = max(a - FLOOR_WINDOW_S, 0.0)
     audio: list[np.ndarray] = []
 
-    def voiced(word: dict) -> float:
+    def voiced(span: dict) -> float:
         if not audio:
             audio.append(read_stem(stem, offset, b + FLOOR_WINDOW_S))
-        return voiced_s(audio[0], SAMPLE_RATE, offset, a + word["start"], a + word["end"])
+        return voiced_s(audio[0], SAMPLE_RATE, offset, a + span["start"], a + span["end"])
 
     return voiced
 
