@@ -12,6 +12,10 @@ by 0.4-1.5 s, takes whose level steps by 4-10 dB (up or down), over a seeded roo
 * ``noisy`` ~2.5 min, a home recording: broadband room noise 16 dB under speech
 * ``takes`` ~2.5 min, the same room 22 dB under the speech's first take, its level steps
   applied to the voice only: quieter takes are noisier
+* ``fan``   ~3.3 min, a voice recorded only in steady broadband noise 10 dB under it (a fan, an
+  air conditioner): intelligible, and noisier than a dataset should be
+* ``far``   ~3.3 min, the same noise 8 dB under the first take and the speaker moving away
+  (takes down to about 0 dB SNR): the gate should keep the intelligible takes
 * ``music`` ~2.5 min, a podcast: 8 s of music alone before the speech and 6 s after it, and
   under the speech a music bed 18 dB below it (Frozen-Bubble's theme, a tracker module in
   Debian's ``fb-music-high``, GPL-2, fetched with ``apt-get download`` and decoded by ffmpeg)
@@ -52,6 +56,9 @@ LAYOUTS = {
     # the speaker moves, the room stays: the noise is not in the takes' level steps, so a take
     # 10 dB quieter is 10 dB noisier (12-24 dB SNR)
     "takes": dict(seed=15, seconds=150, p_join=0.7, take_s=40, noise_db=-22, cutoff_hz=6000, noise_after_gain=True),
+    # a voice recorded only in noise: the DNSMOS floors must not drop all of it
+    "fan": dict(seed=22, seconds=200, p_join=0.7, take_s=40, noise_db=-10, cutoff_hz=6000),
+    "far": dict(seed=21, seconds=200, p_join=0.7, take_s=40, noise_db=-8, cutoff_hz=6000, noise_after_gain=True),
     # a podcast: music alone at the start and the end (3 dB under the speech), a bed under it
     "music": dict(seed=16, seconds=150, p_join=0.6, take_s=60, noise_db=-40, cutoff_hz=4000,
                   music_db=-18, music_alone_db=-3, intro_s=8.0, outro_s=6.0),

@@ -42,27 +42,31 @@ def test_quality_reasons_follow_the_thresholds():
 
 
 def test_bars_follow_the_target_voice_s_own_recordings():
-    q = sfx.config_section("quality")  # min_ovrl 2.8, relative_margin 0.3 under the lower quartile, floors 2.5 / 2.7
+    q = sfx.config_section("quality")  # min_ovrl 2.8, relative_margin 0.3 under the lower quartile, floors 2.0 / 2.2
     clean = [{"ovrl": v, "p808": 3.6} for v in (3.2, 3.3, 3.1, 3.25, 3.15, 3.35, 3.4, 2.2)]
     assert cg.applied_bars(clean, q) == {"ovrl": 2.8, "p808": 3.0}  # recorded well: the fixed bars
     room = [{"ovrl": v, "p808": p} for v, p in ((2.8, 2.97), (2.7, 2.92), (2.75, 2.88), (2.66, 2.95), (2.1, 2.6))]
-    # steady room noise: lower quartiles OVRL 2.66, P.808 2.88, less the margin: under the floors
-    assert cg.applied_bars(room, q) == {"ovrl": 2.5, "p808": 2.7}
+    # steady room noise: lower quartiles OVRL 2.66, P.808 2.88, less the margin
+    assert cg.applied_bars(room, q) == {"ovrl": 2.36, "p808": 2.58}
     assert cg.applied_bars([{"ovrl": 2.95, "p808": 3.1}] * 3, q) == {"ovrl": 2.65, "p808": 2.8}
     bad = [{"ovrl": 1.6, "p808": 2.2}] * 4  # never under the floors
-    assert cg.applied_bars(bad, q) == {"ovrl": 2.5, "p808": 2.7}
+    assert cg.applied_bars(bad, q) == {"ovrl": 2.0, "p808": 2.2}
     assert cg.applied_bars(bad, {**q, "relative_margin": None}) == {"ovrl": 2.8, "p808": 3.0}
-    assert cg.applied_bars(bad, {**q, "min_ovrl": 2.2, "min_p808": None}) == {"ovrl": 2.2, "p808": None}
+    assert cg.applied_bars(bad, {**q, "min_ovrl": 1.8, "min_p808": None}) == {"ovrl": 1.8, "p808": None}
     assert cg.applied_bars([], q) == {"ovrl": 2.8, "p808": 3.0}
     # a quieter, noisier take: 5 of 16 clips are the voice's own condition; 1 of 16 is an outlier
     take = [{"ovrl": 3.2, "p808": 3.5}] * 11 + [{"ovrl": 2.65, "p808": 2.85}] * 5
-    assert cg.applied_bars(take, q) == {"ovrl": 2.5, "p808": 2.7}
+    assert cg.applied_bars(take, q) == {"ovrl": 2.35, "p808": 2.55}
     assert cg.applied_bars(take[:11] + take[-1:] + take[:4], q) == {"ovrl": 2.8, "p808": 3.0}
     assert cg.applied_bars(take, {**q, "relative_quantile": 0.5}) == {"ovrl": 2.8, "p808": 3.0}  # the median
     reasons = cg.quality_reasons({"ovrl": 2.6, "sig": 3.5, "bak": 3.0, "p808": 2.8}, q, cg.applied_bars(room, q))
     assert reasons == []
-    assert cg.quality_reasons({"ovrl": 2.1, "sig": 3.5, "bak": 2.0, "p808": 2.6}, q,
-                              cg.applied_bars(room, q)) == ["low_dnsmos_ovrl:2.10<2.5", "low_dnsmos_p808:2.60<2.7"]
+    assert cg.quality_reasons({"ovrl": 2.1, "sig": 3.5, "bak": 2.0, "p808": 2.5}, q,
+                              cg.applied_bars(room, q)) == ["low_dnsmos_ovrl:2.10<2.36", "low_dnsmos_p808:2.50<2.58"]
+    # a voice recorded in noise 10 dB under it (OVRL 2.2-2.6) keeps its clips, and is said to be noisy
+    fan = [{"ovrl": 2.2 + 0.02 * i, "p808": 2.4 + 0.02 * i} for i in range(20)]
+    assert cg.applied_bars(fan, q) == {"ovrl": 2.0, "p808": 2.2}
+    assert cg.noisy_voice(cg.target_quantiles(fan, 0.25)) and not cg.noisy_voice(cg.target_quantiles(room, 0.25))
 
 
 def test_a_noisy_home_recording_keeps_its_clips_and_not_its_worst(tmp_path):
@@ -79,12 +83,13 @@ def test_a_noisy_home_recording_keeps_its_clips_and_not_its_worst(tmp_path):
     by = {r["clip"]: r for r in result["rows"]}
     kept = {c for c, r in by.items() if r["keep"]}
     assert kept == {f"a_{i:05d}.wav" for i in range(8) if i != 3}
-    assert by["a_00003.wav"]["reasons"] == ["low_dnsmos_ovrl:2.05<2.5"]
+    assert by["a_00003.wav"]["reasons"] == ["low_dnsmos_ovrl:2.05<2.37"]
     # the other voice: the DNSMOS reasons first, then the speaker's
-    assert by["a_00010.wav"]["reasons"][0] == "low_dnsmos_ovrl:1.50<2.5"
+    assert by["a_00010.wav"]["reasons"][0] == "low_dnsmos_ovrl:1.50<2.37"
     assert by["a_00010.wav"]["reasons"][-1].startswith("other_speaker:sim=")
     q = result["summary"]["quality"]
-    assert q["min_ovrl_applied"] == 2.5 and q["min_p808_applied"] == 2.7 and q["target_clips"] == 8
+    assert q["min_ovrl_applied"] == 2.37 and q["min_p808_applied"] == 2.6 and q["target_clips"] == 8
+    assert not q["noisy_voice"]
     assert q["min_ovrl"] == 2.8 and q["target_quantile_p808"] == 2.9
 
 

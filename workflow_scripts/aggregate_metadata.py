@@ -54,11 +54,13 @@ if "snakemake" in globals():
     sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parent))  # noqa: F821
 
 from workflow_scripts.clip_gates import (  # noqa: E402
+    NOISY_VOICE_OVRL,
     ClipScores,
     SpeakerDecision,
     applied_bars,
     decide_speakers,
     embedding_map,
+    noisy_voice,
     quality_reasons,
     read_scores,
     target_quantiles,
@@ -186,8 +188,10 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, 
     speakers["recordings"] = voices_by_recording(rows)
     speakers["recut"] = {"clips": 0, "seconds": 0.0, "source_clips": 0}  # apply_recut fills it
     q = gates.quality["relative_quantile"]
-    quality = {"enabled": gates.quality["enabled"], "target_clips": len(target), "relative_quantile": q}
-    for key, level in target_quantiles(target, q).items():
+    quantiles = target_quantiles(target, q)
+    quality = {"enabled": gates.quality["enabled"], "target_clips": len(target), "relative_quantile": q,
+               "noisy_voice": noisy_voice(quantiles)}
+    for key, level in quantiles.items():
         quality.update({f"min_{key}": gates.quality[f"min_{key}"], f"min_{key}_applied": bars.get(key),
                         f"target_quantile_{key}": None if level is None else round(level, 3)})
     return speakers, quality, decision
@@ -447,6 +451,11 @@ def aggregate_main(snakemake, log) -> None:
                  " quantile %s: OVRL %s, P.808 %s", q["min_ovrl_applied"], q["min_ovrl"], q["min_p808_applied"],
                  q["min_p808"], q["target_clips"], q["relative_quantile"], q["target_quantile_ovrl"],
                  q["target_quantile_p808"])
+        if q["noisy_voice"]:
+            log.warning("the target voice was recorded in noise (OVRL %s at quantile %s, under %s): its clips are "
+                        "kept as the voice's own condition, and a voice trained on them will carry the noise "
+                        "(separation or preprocess.denoise may help)", q["target_quantile_ovrl"],
+                        q["relative_quantile"], NOISY_VOICE_OVRL)
     spk = s["speakers"]
     if spk:
         for rec, v in spk["recordings"].items():

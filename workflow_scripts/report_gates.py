@@ -67,6 +67,9 @@ def plot_audio_quality(rows: list[dict], limits: dict, path, applied: dict | Non
             _hist(ax, rows, key, limits.get(f"min_{key}"), f"min_{key}", label)
         else:
             _hist(ax, rows, key, bar, f"{key} bar applied", label)
+    if (applied or {}).get("noisy_voice"):
+        a.set_title("the target voice was recorded in noise: a voice trained on it keeps the noise",
+                    fontsize=9, color=LIMIT_COLOUR)
     _save(fig, path)
 
 
