@@ -163,6 +163,10 @@ def test_wordless_clips_are_no_voice_to_judge_short_parts_against():
     none = cg.decide_speakers(e, sfx.config_section("speaker_gate"), None, parts, None, durations, [False] * 17)
     assert none.reasons == heard.reasons
     assert list(cg.voice_rows(np.array([True, False, True]), [True, True, False])) == [0]
+    # nor are clips under the OVRL floor (a take near 0 dB SNR), nor the wordless
+    scores = [{"ovrl": 2.6}, {"ovrl": 1.4}, None, {"ovrl": None}, {"ovrl": 3.0}]
+    assert cg.judged_rows([False, False, False, False, True], scores, 2.0) == [True, False, True, True, False]
+    assert cg.judged_rows([False] * 5, scores, None) == [True] * 5
 
 
 def test_the_target_is_found_from_phrases_not_from_joined_clips():

@@ -60,6 +60,7 @@ from workflow_scripts.clip_gates import (  # noqa: E402
     applied_bars,
     decide_speakers,
     embedding_map,
+    judged_rows,
     noisy_voice,
     quality_reasons,
     read_scores,
@@ -157,9 +158,12 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, [], None
     embeddings = np.stack([r["embedding"] for r in rows])
-    worded = [not any(reason_code(x) in WORDLESS for x in r["reasons"]) for r in rows]
+    wordless = [any(reason_code(x) in WORDLESS for x in r["reasons"]) for r in rows]
+    checked = gates.quality["enabled"] and gates.quality["min_ovrl"] is not None
+    floor = gates.quality["min_ovrl_floor"] if checked else None
+    judged = judged_rows(wordless, [r["dnsmos"] for r in rows], floor)
     decision = decide_speakers(embeddings, gates.speaker, gates.reference, [r.get("part_embeddings") for r in rows],
-                               [r.get("window_embeddings") for r in rows], [r["duration"] for r in rows], worded)
+                               [r.get("window_embeddings") for r in rows], [r["duration"] for r in rows], judged)
     coords = embedding_map(embeddings)
     for i, row in enumerate(rows):
         row["speaker_sim"] = float(decision.similarity[i])

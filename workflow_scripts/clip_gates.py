@@ -281,29 +281,43 @@ def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dic
     return [f"other_speaker:window_sim={sims[1]:.2f}<{bar:g}"] if sims[1] < bar else []
 
 
-def voice_rows(voiced: np.ndarray, worded: list[bool] | None) -> np.ndarray:
-    """Indices of the rows voices are found from: the voiced and worded ones, or every row
-    when no voiced row is worded (``worded`` None: every row)."""
-    if worded is None:
+def voice_rows(voiced: np.ndarray, judged: list[bool] | None) -> np.ndarray:
+    """Indices of the rows voices are found from: the voiced ones of ``judged``, or every row
+    when none is (``judged`` None: every row)."""
+    if judged is None:
         return np.arange(len(voiced))
-    rows = np.flatnonzero(voiced & np.asarray(worded, dtype=bool))
+    rows = np.flatnonzero(voiced & np.asarray(judged, dtype=bool))
     return rows if len(rows) else np.arange(len(voiced))
+
+
+def judged_rows(wordless: list[bool], dnsmos: list[dict | None], ovrl_floor: float | None) -> list[bool]:
+    """Which clips voices are found from: those Whisper heard words in whose OVRL is not under
+    ``ovrl_floor`` (None: any OVRL). In noise near 0 dB SNR the speaker encoder's embedding
+    follows the noise as much as the voice: a noisier take of one speaker formed a phrase
+    cluster of its own, a second "voice" whose presence had every short part of the speaker's
+    judged, and the clips it holds are under the DNSMOS floor anyway."""
+    out = []
+    for silent, d in zip(wordless, dnsmos):
+        ovrl = (d or {}).get("ovrl")
+        out.append(not silent and (ovrl_floor is None or ovrl is None or ovrl >= ovrl_floor))
+    return out
 
 
 def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarray | None,
                     parts: list[ClipParts | None] | None = None,
                     windows: list[np.ndarray | None] | None = None,
                     durations: list[float] | None = None,
-                    worded: list[bool] | None = None) -> SpeakerDecision:
+                    judged: list[bool] | None = None) -> SpeakerDecision:
     """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
     ``parts[i]``: row i's embedded parts when it is a joined clip (None otherwise), each
     voiced one checked against its bar; ``windows[i]``: row i's speaker-encoder windows
     (None for a clip of one window); ``durations[i]``: row i's seconds (None: another voice
-    needs no seconds, only phrases); ``worded[i]``: whether Whisper heard words in row i
-    (None: every row). The target and the other voices are found from the worded rows only
-    (from all when none is): the speaker encoder takes music or a jingle for a voice, and a
-    podcast's intro and outro music would otherwise be a second voice that every short part
-    of the speaker's, under the music bed, is judged against."""
+    needs no seconds, only phrases); ``judged[i]``: whether row i counts in finding the voices
+    (judged_rows: Whisper heard words in it, its audio is clean enough; None: every row). The
+    target and the other voices are found from those rows only (from all when none is): the
+    speaker encoder takes music or a jingle for a voice, and a podcast's intro and outro music
+    would otherwise be a second voice that every short part of the speaker's, under the music
+    bed, is judged against."""
     e = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
     voiced = np.linalg.norm(e, axis=1) > 0
     n = len(e)
@@ -315,7 +329,7 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
     labels, _ = dominant_speaker(e, gate_cfg["cluster_threshold"])
     for i in np.flatnonzero(voiced):
         voice[i] = f"voice_{labels[i] + 1}"
-    rows = voice_rows(voiced, worded)
+    rows = voice_rows(voiced, judged)
     row_parts = [parts[i] if i < len(parts) else None for i in rows]
     phrases = phrase_embeddings(e[rows], row_parts)
     phrase_labels, phrase_centroid = dominant_speaker(phrases, gate_cfg["cluster_threshold"])
