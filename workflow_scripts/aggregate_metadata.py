@@ -457,9 +457,9 @@ def aggregate_main(snakemake, log) -> None:
                  q["target_quantile_p808"])
         if q["noisy_voice"]:
             log.warning("the target voice was recorded in noise (OVRL %s at quantile %s, under %s): its clips are "
-                        "kept as the voice's own condition, and a voice trained on them will carry the noise "
-                        "(separation or preprocess.denoise may help)", q["target_quantile_ovrl"],
-                        q["relative_quantile"], NOISY_VOICE_OVRL)
+                        "judged against its own recordings, down to the floors, and a voice trained on the kept "
+                        "ones will carry the noise (separation or preprocess.denoise may help)",
+                        q["target_quantile_ovrl"], q["relative_quantile"], NOISY_VOICE_OVRL)
     spk = s["speakers"]
     if spk:
         for rec, v in spk["recordings"].items():
