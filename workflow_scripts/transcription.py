@@ -20,7 +20,8 @@ processes, workflow_scripts/decode_pool.py), and each clip takes
 the words whose midpoint falls inside it (workflow_scripts/clip_words.py), so every clip's
 text is decoded with the context of the speech around it, as "Whisper on the whole file"
 would, and no word is decoded twice. A clip whose words from its window look wrong (none, a
-loop, a word stretched over skipped speech) is decoded again alone, without a prompt
+loop, a word stretched over skipped speech, voice with no word timed over it) is decoded
+again alone, without a prompt
 (workflow_scripts/redecode.py; ``decoding: alone`` where that decode is kept), and that pass
 counts in the progress. ``edge_*`` are the evidence for a clip cut inside a
 word (see clip_words). ``language`` is the clip's own detected language with a
