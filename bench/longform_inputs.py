@@ -210,3 +210,12 @@ def recording(name: str, cache: Path) -> tuple[Path, str | None]:
             raise FileNotFoundError(f"{CODEC2[name]} (apt-get install codec2-examples)")
         return CODEC2[name], None
     raise KeyError(f"unknown recording {name!r} (known: {', '.join(NAMES)})")
+
+
+def phrase_spans(name: str, cache: Path) -> list[tuple[float, float]] | None:
+    """(start, end) seconds of each prompt of a bench input with known text (a phrase or
+    sentence said without a pause of its own between the long-form pauses), else None."""
+    if name not in LAYOUTS:
+        return None
+    wav, _ = recording(name, cache)
+    return [(p["start_s"], p["end_s"]) for p in json.loads(wav.with_suffix(".json").read_text())["prompts"]]

@@ -115,3 +115,13 @@ def test_recording_end_to_end(tmp_path):
     assert [d[1] for d in dropped] == ["too_short"]  # the lone 0.3 s burst
     assert (tmp_path / "clips" / "clips.tsv").exists()
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_short_phrase_joins_across_the_shorter_pause():
+    """A 1.7 s phrase 0.5 s after a 9 s one and 1.0 s before a 4 s one (a hesitation inside a
+    sentence, then the sentence gap): it joins the phrase it belongs to, though that is the
+    longer neighbour, so the clip ends at the sentence gap."""
+    r = 1000
+    p = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=1.5, pad_s=0.1, join_under_s=5.0)
+    pieces = [P(0, 9300, 100, 9100, "a"), P(9300, 11400, 9600, 11300, "b"), P(11400, 16000, 12300, 16000, "c")]
+    assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b"], ["c"]]
