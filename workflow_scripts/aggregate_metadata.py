@@ -71,7 +71,14 @@ from workflow_scripts.io_utils import StageError, atomic_dir, atomic_path, read_
 from workflow_scripts.loudness import normalise
 from workflow_scripts.recut import RecutParams, plan_clip, read_clip, recut_name
 from workflow_scripts.shards import member_outputs
-from workflow_scripts.quality_gate import evaluate, gate_config, normalize_text, reason_code, unspeakable_chars
+from workflow_scripts.quality_gate import (  # noqa: E402
+    WORDLESS_REASONS,
+    evaluate,
+    gate_config,
+    normalize_text,
+    reason_code,
+    unspeakable_chars,
+)
 
 OVERRIDE_ACTIONS = ("accept", "reject", "edit")
 MANUAL_REJECT = "manual_reject"
@@ -147,10 +154,6 @@ class AudioGates:
     reference: np.ndarray | None
 
 
-# transcript gate reasons that say Whisper heard no words in a clip: it finds no voice
-WORDLESS = ("empty", "non_speech", "no_speech")
-
-
 def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[list[str]], SpeakerDecision | None]:
     """Voice labels and similarity on every row (in place); returns the speaker part of the
     summary (mode, target voice; voices per recording are added once the rows are decided),
@@ -158,7 +161,7 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
     if not rows:
         return {"mode": "reference" if gates.reference is not None else "dominant", "target_voice": ""}, [], None
     embeddings = np.stack([r["embedding"] for r in rows])
-    wordless = [any(reason_code(x) in WORDLESS for x in r["reasons"]) for r in rows]
+    wordless = [any(reason_code(x) in WORDLESS_REASONS for x in r["reasons"]) for r in rows]
     checked = gates.quality["enabled"] and gates.quality["min_ovrl"] is not None
     floor = gates.quality["min_ovrl_floor"] if checked else None
     judged = judged_rows(wordless, [r["dnsmos"] for r in rows], floor)

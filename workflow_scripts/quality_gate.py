@@ -33,6 +33,8 @@ from typing import Any
 GATE_KEYS = ("language", "min_language_probability", "min_avg_logprob", "max_no_speech_prob",
              "min_word_probability", "max_compression_ratio", "max_ngram_repeats", "min_chars_per_s",
              "max_chars_per_s", "edge_overlap_s", "edge_floor_db", "min_quality")
+# The reasons that say Whisper heard no words in a clip (the speaker gate finds no voice from it).
+WORDLESS_REASONS = ("empty", "non_speech", "no_speech")
 
 # --------------------------------------------------------------------------- numbers
 

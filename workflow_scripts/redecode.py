@@ -79,8 +79,8 @@ def wordless_spans(words: list[dict], duration: float) -> list[dict]:
 
 def doubt(record: dict, voiced: Callable[[dict], float]) -> str | None:
     """Why the clip's transcript looks wrong (``empty``, ``repetition``, ``stretched_word``,
-    ``skipped_speech``), or None. ``voiced(span)``: seconds of voice in a span's times (clip
-    seconds)."""
+    ``skipped_speech``), or None. ``voiced(stretch)``: seconds of voice in a word's or a
+    wordless stretch's times (clip seconds)."""
     text = (record.get("text") or "").strip()
     if not text:
         return "empty"
@@ -104,16 +104,16 @@ def better(first: dict, again: dict, voiced: Callable[[dict], float]) -> bool:
 
 
 def clip_voice(read_stem: Callable[[str, float, float], np.ndarray], stem: str, span: tuple[float, float]):
-    """``voiced(span)`` for a clip at ``span`` (stem seconds) of ``stem``: its surroundings read
+    """``voiced(stretch)`` for a clip at ``span`` (stem seconds) of ``stem``: its surroundings read
     once, when first asked (``read_stem(stem, start, end)``: 16 kHz mono)."""
     a, b = span
     offset = max(a - FLOOR_WINDOW_S, 0.0)
     audio: list[np.ndarray] = []
 
-    def voiced(span: dict) -> float:
+    def voiced(stretch: dict) -> float:
         if not audio:
             audio.append(read_stem(stem, offset, b + FLOOR_WINDOW_S))
-        return voiced_s(audio[0], SAMPLE_RATE, offset, a + span["start"], a + span["end"])
+        return voiced_s(audio[0], SAMPLE_RATE, offset, a + stretch["start"], a + stretch["end"])
 
     return voiced
 
