@@ -38,9 +38,10 @@ in kept clips / reference words attributed to them; ``coverage`` = share of the 
 words attributed to kept clips; WER over all clips; clips, clips over 12 s / under 1 s,
 median clip length; ``cut`` = share of kept clips with an edge inside speech (input RMS over
 +-20 ms around the edge within 20 dB of the input's 95th-percentile 20 ms frame level: in
-steady noise every edge is "inside"); ``in phrase`` (inputs with text) = share of the kept
-clips' edges that lie inside a prompt, i.e. cut a phrase between its words or inside one
-(the prompts' spans are known, so noise does not blur it); wall
+steady noise every edge is "inside"); ``in speech`` (inputs with text) = share of the kept
+clips' edges that lie inside a run of speech (a prompt, split at its own pauses of 0.1 s or
+more, longform_inputs.speech_runs), i.e. cut between two words without a pause or inside a
+word (the runs are known from the clean prompts, so noise does not blur it); wall
 time (peers: model load + processing; ours: snakemake's wall time, environment start-up and
 ingest included) and x realtime = input seconds / wall seconds. Pooled per recipe, over the
 recordings with text: the kept clips' errors and reference words summed, and the yield
@@ -263,22 +264,22 @@ def edge_in_speech(audio: np.ndarray):
     return loud
 
 
-# an edge this far inside a prompt's span cuts the prompt (its span is trimmed at -40 dB, so
-# a clip edge in the pad around it is not a cut)
-PHRASE_EDGE_S = 0.03
+# an edge this far inside a run of speech cuts it (runs are bounded at -40 dB re the prompt's
+# loudest frame, so a clip edge in the pad around one is not a cut)
+SPEECH_EDGE_S = 0.03
 
 
-def edges_in_phrases(clips: list[dict], kept: list[bool], phrases: list[tuple[float, float]]) -> float | None:
-    """Share of the kept clips' edges (those between the first and the last prompt) that lie
-    more than PHRASE_EDGE_S inside a prompt: a phrase cut between its words."""
-    first, last = phrases[0][0], phrases[-1][1]
+def edges_in_speech(clips: list[dict], kept: list[bool], runs: list[tuple[float, float]]) -> float | None:
+    """Share of the kept clips' edges (those between the first and the last run) that lie
+    more than SPEECH_EDGE_S inside a run of speech: a cut with no pause at it."""
+    first, last = runs[0][0], runs[-1][1]
     edges = [t for c, k in zip(clips, kept) if k for t in (c["start"], c["end"]) if first <= t <= last]
-    inside = [any(a + PHRASE_EDGE_S < t < b - PHRASE_EDGE_S for a, b in phrases) for t in edges]
+    inside = [any(a + SPEECH_EDGE_S < t < b - SPEECH_EDGE_S for a, b in runs) for t in edges]
     return sum(inside) / len(inside) if inside else None
 
 
 def metrics(clips: list[dict], audio: np.ndarray, ref: str | None, wall: float,
-            phrases: list[tuple[float, float]] | None = None) -> dict:
+            runs: list[tuple[float, float]] | None = None) -> dict:
     seconds = len(audio) / SR
     durs = [c["end"] - c["start"] for c in clips]
     kept = [c.get("kept", True) and MIN_S <= d <= MAX_S for c, d in zip(clips, durs)]
@@ -289,7 +290,7 @@ def metrics(clips: list[dict], audio: np.ndarray, ref: str | None, wall: float,
            "over_max": sum(d > MAX_S for d in durs), "under_min": sum(d < MIN_S for d in durs),
            "median_s": statistics.median(durs) if durs else None, "cut": sum(cut) / len(cut) if cut else None,
            "wall_s": wall, "x_realtime": seconds / wall, "input_s": seconds}
-    out["in_phrase"] = edges_in_phrases(clips, kept, phrases) if phrases else None
+    out["in_speech"] = edges_in_speech(clips, kept, runs) if runs else None
     if ref is not None:
         ref_words = words_for_wer(ref)
         errors, refs = attributed_errors(clips, ref_words)
@@ -362,7 +363,7 @@ def main() -> int:
                     clips = run_fw(audio, args.threads, batched=recipe == "fw-batched")
                 if not recipe.startswith("ours"):
                     wall = time.perf_counter() - t0
-                row.update(metrics(clips, audio, ref, wall, inputs.phrase_spans(name, args.cache)), clip_list=clips)
+                row.update(metrics(clips, audio, ref, wall, inputs.speech_runs(name, args.cache)), clip_list=clips)
             except Exception as e:  # one recipe failing must not hide the others
                 row["error"] = f"{type(e).__name__}: {e}"
                 print(f"{name} {recipe}: FAILED\n{row['error'][-6000:]}", flush=True)
@@ -371,7 +372,7 @@ def main() -> int:
                 print(f"{name} {recipe}: {row['kept']}/{row['clips']} kept, yield {row['yield']:.2f}, "
                       f"kept WER {fmt(row['kept_wer'], '.3f')}, {row['wall_s']:.1f} s", flush=True)
     head = ["recording", "recipe", "clips", "kept", "yield", "kept WER", "WER", "coverage", ">12 s", "<1 s",
-            "median s", "cut", "in phrase", "wall s", "x realtime", "transcribe job s", "score_clips job s"]
+            "median s", "cut", "in speech", "wall s", "x realtime", "transcribe job s", "score_clips job s"]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in results:
         if "error" in r:
@@ -380,7 +381,7 @@ def main() -> int:
             continue
         cells = [r["recording"], r["recipe"], r["clips"], r["kept"], fmt(r["yield"], ".2f"),
                  fmt(r["kept_wer"], ".3f"), fmt(r["wer"], ".3f"), fmt(r["coverage"], ".2f"), r["over_max"],
-                 r["under_min"], fmt(r["median_s"], ".1f"), fmt(r["cut"], ".2f"), fmt(r.get("in_phrase"), ".2f"),
+                 r["under_min"], fmt(r["median_s"], ".1f"), fmt(r["cut"], ".2f"), fmt(r.get("in_speech"), ".2f"),
                  fmt(r["wall_s"], ".1f"),
                  fmt(r["x_realtime"], ".1f"), fmt(r.get("transcribe_s"), ".1f"), fmt(r.get("score_s"), ".1f")]
         print("| " + " | ".join(map(str, cells)) + " |")

@@ -212,10 +212,35 @@ def recording(name: str, cache: Path) -> tuple[Path, str | None]:
     raise KeyError(f"unknown recording {name!r} (known: {', '.join(NAMES)})")
 
 
-def phrase_spans(name: str, cache: Path) -> list[tuple[float, float]] | None:
-    """(start, end) seconds of each prompt of a bench input with known text (a phrase or
-    sentence said without a pause of its own between the long-form pauses), else None."""
+# A prompt's own pause: this long at least under the trim threshold (a comma or a full stop
+# inside the prompt; as long as the shortest pause laid out between two prompts).
+OWN_PAUSE_S = 0.1
+
+
+def own_pauses(audio: np.ndarray, thresh_db: float = -40.0) -> list[tuple[float, float]]:
+    """(start, end) seconds of a trimmed prompt's inner pauses: runs of 10 ms frames under
+    ``thresh_db`` re its loudest frame (trim's threshold) of at least OWN_PAUSE_S."""
+    hop = SR // 100
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
+    quiet = np.concatenate([[False], db < db.max() + thresh_db, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(quiet))
+    runs = [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if (b - a) * hop >= OWN_PAUSE_S * SR]
+    return [(a * hop / SR, b * hop / SR) for a, b in runs if a > 0 and b < len(db)]
+
+
+def speech_runs(name: str, cache: Path) -> list[tuple[float, float]] | None:
+    """(start, end) seconds of each run of speech of a bench input with known text: its
+    prompts, each split at its own pauses (own_pauses), so a clip edge inside a run cuts
+    between words without a pause or inside a word; None for an input without text."""
     if name not in LAYOUTS:
         return None
     wav, _ = recording(name, cache)
-    return [(p["start_s"], p["end_s"]) for p in json.loads(wav.with_suffix(".json").read_text())["prompts"]]
+    runs = []
+    for p in json.loads(wav.with_suffix(".json").read_text())["prompts"]:
+        a = p["start_s"]
+        for x, y in own_pauses(trim(sfx.prompt_audio(p["prompt"], SR))):
+            runs.append((a, p["start_s"] + x))
+            a = p["start_s"] + y
+        runs.append((a, p["end_s"]))
+    return runs

@@ -117,6 +117,20 @@ def test_recording_end_to_end(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_in_a_noisy_room_the_join_follows_segmentations_pauses():
+    """The trim finds speech up to both ends of every piece (noise as loud as soft speech), so
+    every gap reads 0; segmentation's floor-relative pauses (0.2 s before the short piece,
+    1.3 s after it) say where the phrase ends: it joins the phrase before it, the longer one."""
+    r = 1000
+    p = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=1.5, pad_s=0.1, join_under_s=5.0)
+    pieces = [Piece(0, 6600, 0, 6600, ["a"], [], 500, 200), Piece(6600, 7900, 6600, 7900, ["b"], [], 200, 1300),
+              Piece(7900, 12000, 7900, 12000, ["c"], [], 1300, 600)]
+    assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b"], ["c"]]
+    # without the pauses, the shorter neighbour: the phrase is cut before its last word
+    bare = [Piece(x.start, x.end, x.speech_start, x.speech_end, x.sources) for x in pieces]
+    assert [x.sources for x in merge_short_neighbours(bare, r, p)] == [["a"], ["b", "c"]]
+
+
 def test_short_phrase_joins_across_the_shorter_pause():
     """A 1.7 s phrase 0.5 s after a 9 s one and 1.0 s before a 4 s one (a hesitation inside a
     sentence, then the sentence gap): it joins the phrase it belongs to, though that is the

@@ -21,31 +21,42 @@ over ``max_clip_s``, and to be cut in a real pause, the best one where there is 
    window holds no voice at all (the middle of a long pause in a noisy room) and every
    frame there is silence.
 4. Clear pauses, ``min_silence_s`` of silence at ``factor``, are always cut: at their
-   midpoint, or, when longer than 2 × ``keep_silence_s``, keeping ``keep_silence_s`` of it
+   middle, or, when longer than 2 × ``keep_silence_s``, keeping ``keep_silence_s`` of it
    on either side (the rest is dropped, so silence does not use up a segment's length;
    pauses up to twice that leave contiguous segments, which clip preprocessing may merge).
-   Leading and trailing silence of the stem is trimmed the same way.
+   Leading and trailing silence of the stem is trimmed the same way. A pause's middle
+   weighs each frame by the square of its depth under the threshold: in a noisy room the
+   faint end of a word (a fading consonant) falls under the floor-relative threshold and
+   would pull a plain midpoint into the word; a pause of even depth is cut at its midpoint.
+   Every cut below (steps 5 and 7) is at such a middle.
 5. A stretch still over ``max_clip_s`` is cut with the fewest cuts at the best pauses.
    Candidate pauses come in tiers: tier k raises the factor to ``factor × factor_step^k``
    (up to ``max_factor``: fainter pauses count) and shortens the minimum silence to
    ``min_silence_s × min_silence_step^k`` (down to ``min_silence_floor_s``). At the first
    tier that allows every piece under the maximum, a dynamic programme over the pause
-   midpoints picks the cuts: fewest pieces, then fewest pieces under ``min_piece_s``, then
+   middles picks the cuts: fewest pieces, then fewest pieces under ``min_piece_s``, then
    the strongest weakest cut, a pause's score being its dip area below the local level
    (sum over its frames of level − frame dB, × frame_s, in dB·s: longer and deeper pauses
-   score higher). These cuts are midpoints only: a faint "pause" at a raised factor may
-   hold quiet speech, so nothing is dropped.
+   score higher). These cuts drop nothing: a faint "pause" at a raised factor may hold
+   quiet speech.
 6. Only if no tier allows it do local minima of the smoothed envelope join the candidates
    ("quietest" cuts, as few as possible, scored by their depth below the level). So the
    maximum always holds, and speech is cut between pauses only where there is none.
 7. Islands (``island_max_s`` > 0, 0 = off): speech shorter than ``island_max_s``
    between two pauses of ``island_pause_s`` or more (silence at ``factor``) inside a stretch
-   is cut out at the two pauses' midpoints. In a conversation the other voice's "Yeah." sits
+   is cut out at the two pauses' middles. In a conversation the other voice's "Yeah." sits
    0.2-0.4 s from the speaker's phrases on both sides, too close for a clear pause; as a
    segment of its own it becomes a part of the clip preprocessing joins it into, which the
    speaker gate judges on its own and can cut out (workflow_scripts/recut.py). Island cuts
    are at tier 0, as clear pauses. On one voice the speaker's own short words are then
    judged alone, on embeddings too short to be sure of, which costs a little yield.
+   Island cuts are found first and step 5 runs on each part between them, so its fewest
+   cuts count the island cuts already made (otherwise a cut between two words can save a
+   piece that an island cut then adds anyway).
+8. Each cut's pause: the seconds of the run of silence at ``factor`` that holds it (0 for a
+   cut in speech). It is floor-relative, so it still tells a pause from a dip between words
+   in a noisy room, where a trim against the loudest frame finds no pause at all: clip
+   preprocessing joins a short piece across the shorter of its two pauses.
 Pieces without a frame of voice at ``factor`` are dropped. Deterministic: the same samples
 and parameters give the same cuts.
 """
@@ -54,6 +65,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+
+# Added to each frame's depth under the threshold (dB) before it is squared to weigh where a
+# pause's middle is: a run of equally deep frames (digital silence) is cut at its midpoint.
+DEPTH_EPS_DB = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,8 @@ class Segment:
     depth: int  # highest tier of its two end cuts (0: clear pauses; len(tiers): quietest)
     factor: float  # that tier's factor
     min_silence_s: float  # and minimum silence
+    pause_before_s: float = 0.0  # silence at the base factor around its start cut (step 8)
+    pause_after_s: float = 0.0  # and around its end cut
 
 
 def frame_rms(audio: np.ndarray, hop: int, block_frames: int = 1 << 16) -> np.ndarray:
@@ -210,10 +228,20 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
     no_voice = (level - floor < p.min_snr_db) & (level < level.max() - p.min_snr_db)
     below_level = np.maximum(level - db, 0.0)
 
-    def silent(a: int, b: int, factor: float) -> np.ndarray:
+    def threshold(a: int, b: int, factor: float) -> np.ndarray:
         thr = np.maximum(level[a:b] + 20 * np.log10(factor), floor[a:b] + p.noise_margin_db)
-        thr = np.maximum(np.minimum(thr, level[a:b] - p.headroom_db), p.silence_floor_dbfs)
-        return (db[a:b] < thr) | no_voice[a:b]
+        return np.maximum(np.minimum(thr, level[a:b] - p.headroom_db), p.silence_floor_dbfs)
+
+    def silent(a: int, b: int, factor: float) -> np.ndarray:
+        return (db[a:b] < threshold(a, b, factor)) | no_voice[a:b]
+
+    def centres(a: int, b: int, factor: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Frames (from a) where the silence runs [starts, ends) of [a, b) are cut: each run's
+        middle, its frames weighted by the square of their depth under the threshold (step 4)."""
+        weight = (np.maximum(threshold(a, b, factor) - db[a:b], 0.0) + DEPTH_EPS_DB) ** 2
+        w, wx = np.r_[0.0, np.cumsum(weight)], np.r_[0.0, np.cumsum(weight * np.arange(b - a))]
+        mid = (wx[ends] - wx[starts]) / (w[ends] - w[starts])
+        return np.clip(np.round(mid).astype(np.int64), starts, ends - 1)
 
     tiers = p.tiers()
     silent0 = silent(0, n, tiers[0][0])
@@ -221,17 +249,27 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
     if not len(voiced):
         return []
     voiced_before = np.r_[0, np.cumsum(~silent0)]
+    run_starts, run_ends = silence_runs(silent0, 1)
+    run_len = np.zeros(n + 1)  # frames of the base-factor silence run each frame lies in
+    np.add.at(run_len, run_starts, run_ends - run_starts)
+    np.add.at(run_len, run_ends, run_starts - run_ends)
+    run_len = np.cumsum(run_len)[:n]
+
+    def pause_at(c: int) -> float:
+        """Seconds of the base-factor silence at cut frame c (between frames c-1 and c)."""
+        return float(max(run_len[c - 1] if c > 0 else 0, run_len[c] if c < n else 0)) * frame_s
     keep = frames(p.keep_silence_s)
     max_frames = max(int(p.max_clip_s * sample_rate) // hop, 1)
 
     # Stretches between clear pauses (step 4).
     stretches, a = [], max(int(voiced[0]) - keep, 0)
-    for s, e in zip(*silence_runs(silent0, frames(tiers[0][1]))):
+    clear_starts, clear_ends = silence_runs(silent0, frames(tiers[0][1]))
+    for s, e, m in zip(clear_starts, clear_ends, centres(0, n, tiers[0][0], clear_starts, clear_ends)):
         if s == 0 or e == n:
             continue  # leading/trailing silence: trimmed by the first/last voiced frame
         if e - s <= 2 * keep:
-            stretches.append((a, (s + e) // 2))
-            a = (s + e) // 2
+            stretches.append((a, int(m)))
+            a = int(m)
         else:
             stretches.append((a, s + keep))
             a = e - keep
@@ -246,7 +284,7 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
             starts, ends = silence_runs(silent(a, b, factor), frames(min_sil))
             inner = (starts > 0) & (ends < length)
             starts, ends = starts[inner], ends[inner]
-            pos, score = (starts + ends) // 2, area[ends] - area[starts]
+            pos, score = centres(a, b, factor, starts, ends), area[ends] - area[starts]
             chosen = fewest_cuts(pos, score, np.zeros(len(pos)), length, max_frames, short)
             if chosen is not None:
                 return [(a + int(pos[c]), depth, "silence") for c in chosen]
@@ -271,7 +309,7 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
         raise AssertionError("every frame is a candidate: a split under the maximum exists")
 
     def island_cuts(a: int, b: int) -> list[tuple[int, int, str]]:
-        """(frame, 0, "silence") at the midpoints of the pauses around each island in [a, b) (step 7)."""
+        """(frame, 0, "silence") at the middles of the pauses around each island in [a, b) (step 7)."""
         if p.island_max_s <= 0:
             return []
         starts, ends = silence_runs(silent0[a:b], frames(p.island_pause_s))
@@ -281,7 +319,7 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
         if not len(starts) or not len(voiced_at):
             return []
         # the stretch's own ends bound its first and last speech as pauses do (no cut there)
-        mids = [None, *((starts + ends) // 2), None]
+        mids = [None, *centres(a, b, tiers[0][0], starts, ends), None]
         speech = [(int(voiced_at[0]), int(starts[0])), *zip(ends[:-1], starts[1:]), (int(ends[-1]), int(voiced_at[-1]) + 1)]
         cuts = set()
         for k, (x, y) in enumerate(speech):
@@ -291,11 +329,10 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
 
     segments = []
     for a, b in stretches:
-        cuts = cut_stretch(a, b) if b - a > max_frames else []
+        # island cuts are made whatever the length, so the fewest cuts are counted between them
         islands = island_cuts(a, b)
-        if islands:
-            taken = {c[0] for c in islands}
-            cuts = sorted([*islands, *(c for c in cuts if c[0] not in taken)])
+        bounds = [a, *(c[0] for c in islands), b]
+        cuts = sorted([*islands, *(c for x, y in zip(bounds, bounds[1:]) if y - x > max_frames for c in cut_stretch(x, y))])
         ends = [(a, 0, "silence"), *cuts, (b, 0, "silence")]
         for (x, dx, mx), (y, dy, my) in zip(ends[:-1], ends[1:]):
             if voiced_before[y] == voiced_before[x]:
@@ -303,7 +340,8 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
             depth = max(dx, dy)
             factor, min_sil = tiers[min(depth, len(tiers) - 1)]
             method = "quietest" if "quietest" in (mx, my) else "silence"
-            segments.append(Segment(int(x) * hop, min(int(y) * hop, n_samples), method, int(depth), factor, min_sil))
+            segments.append(Segment(int(x) * hop, min(int(y) * hop, n_samples), method, int(depth), factor, min_sil,
+                                    round(pause_at(int(x)), 3), round(pause_at(int(y)), 3)))
     return segments
 
 
@@ -343,7 +381,8 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
         raise StageError(f"{vocals_path}: internal error, {len(too_long)} segments over max_clip_s")
     if any(b.start < a.end for a, b in zip(segments, segments[1:])) or any(s.start < 0 or s.end > n_samples for s in segments):
         raise StageError(f"{vocals_path}: internal error, segments overlap or leave the stem")  # invariant
-    header = ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s"]
+    header = ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s",
+              "pause_before_s", "pause_after_s"]
     rows = [
         {
             "segment": f"seg_{i:05d}",
@@ -356,6 +395,8 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
             "depth": seg.depth,
             "factor": f"{seg.factor:g}",
             "min_silence_s": f"{seg.min_silence_s:g}",
+            "pause_before_s": f"{seg.pause_before_s:.3f}",
+            "pause_after_s": f"{seg.pause_after_s:.3f}",
         }
         for i, seg in enumerate(segments, start=1)
     ]
