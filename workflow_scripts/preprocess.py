@@ -239,7 +239,8 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     from workflow_scripts.segmentation import frame_rms
 
     frames = frame_rms(stem, max(int(p.frame_s * rate), 1)) / 32768.0
-    pauses = {r["segment"]: (float(r["pause_before_s"]), float(r["pause_after_s"])) for r in rows_in}
+    # a segments.tsv written before segmentation measured pauses has none: the trim's gaps alone
+    pauses = {r["segment"]: (float(r.get("pause_before_s") or 0), float(r.get("pause_after_s") or 0)) for r in rows_in}
     pieces, dropped = make_pieces(segs, audio_for, rate, p, frames, pauses)
     pieces = merge_short_neighbours(pieces, rate, p)
     rows = []
