@@ -317,3 +317,17 @@ def test_a_faint_word_tail_in_noise_does_not_pull_the_cut_into_the_word():
     assert len(segs) == 2
     tail_end = (len(speech1) + len(tail)) / RATE
     assert tail_end + 0.06 <= segs[0].end / RATE <= tail_end + 0.3
+
+
+def test_fewest_cuts_count_the_island_cuts():
+    """A 14.7 s stretch: an 11 s phrase (a 0.3 s pause inside it), then a 0.5 s island
+    between two 0.22 s pauses, then 1.5 s. The island is cut out whatever the length, and
+    that leaves 11.7 s before it: no further cut is needed. Counted over the whole stretch,
+    the fewest cuts had been one more, at the phrase's inner pause."""
+    pattern = [("silence", 1.0), ("speech", 5.0), ("silence", 0.3), ("speech", 5.5), ("silence", 0.22),
+               ("speech", 0.5), ("silence", 0.22), ("speech", 1.5), ("silence", 1.0)]
+    audio, sil = speech_with_pauses(pattern, RATE)
+    segs = split_on_silence(audio, RATE, SegmentParams(max_clip_s=12))
+    check_invariants(segs, len(audio), 12)
+    assert len(segs) == 3
+    assert [c for c, _ in inner_cuts_s(segs)] == pytest.approx([sum(sil[2]) / 2, sum(sil[3]) / 2], abs=2 * TOL)
