@@ -144,6 +144,28 @@ def test_a_joined_clip_is_the_target_only_if_every_part_is():
     assert alone.reasons[5] == [] and alone.reasons[3][0].startswith("other_speaker:part_sim=")
 
 
+def test_a_long_part_nearer_to_another_voice_is_hers():
+    """Another woman on the same studio chain: her 1.4 s answer scores 0.68 to the target,
+    over the 0.6 part bar, and 0.9 to her own voice. Found as another voice, she is told
+    apart by the nearer voice; the target's own 1.4 s phrase (0.9 to the target, 0.54 to her)
+    passes; with no other voice found, the part bar alone judges, as before."""
+    def unit(*pairs):
+        v = np.zeros(256, np.float32)
+        for i, x in pairs:
+            v[i] = x
+        return v / np.linalg.norm(v)
+
+    target = unit((0, 1.0))
+    her = unit((0, 0.6), (1, 0.8))  # 0.6 to the target
+    answer = unit((0, 0.68), (1, 0.733))  # 0.68 to the target, ~0.995 to her
+    own = unit((0, 0.9), (2, 0.436))  # the target's own phrase: 0.9 to the target, 0.54 to her
+    cfg = sfx.config_section("speaker_gate")
+    part = parts_of((own, 1.4), (answer, 1.4))
+    verdicts = cg.part_verdicts(part, target, her[None, :], cfg)
+    assert verdicts[0] == "" and verdicts[1].startswith("other_speaker:part_sim=0.68,other_voice=")
+    assert cg.part_verdicts(part, target, np.zeros((0, 256), np.float32), cfg) == ["", ""]
+
+
 def test_wordless_clips_are_no_voice_to_judge_short_parts_against():
     """A podcast's intro and outro music: two clips the speaker encoder takes for a voice, in
     which Whisper heard no words. They are no other voice, so the speaker's short parts (under

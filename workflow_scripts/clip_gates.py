@@ -29,11 +29,13 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or,
   when the recordings hold another voice (a phrase cluster under ``min_similarity`` to the
   target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS), a shorter one (score_clips
-  embeds parts from 0.25 s) under ``min_short_part_similarity`` or nearer by
-  SHORT_PART_MARGIN to another voice than to the target
+  embeds parts from 0.25 s) under ``min_short_part_similarity``, or a part of any length
+  nearer by OTHER_VOICE_MARGIN to another voice than to the target
   (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
   a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
-  share. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
+  share. Another woman recorded on the same studio chain scored 0.64-0.71 to the target in
+  1.3-1.6 s answers and 3-4 s turns, over the part bar, and 0.86-0.96 to her own voice: only
+  the nearer voice tells them apart. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
   one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
   which voice it is nearer to, the absolute bar only catches the plainly foreign. Inside a
   phrase, a turn of another voice that segmentation left in one segment (a short gap between
@@ -74,13 +76,13 @@ VOICE_MIN_SECONDS = 5.0
 MIN_PART_S = 0.25
 # A joined clip's part at least this long is judged against min_part_similarity, and counts as
 # a phrase of its own when the target is found without a reference; shorter parts are judged
-# against min_short_part_similarity and the other voices only (part_verdicts).
+# against min_short_part_similarity only; both against the other voices (part_verdicts).
 LONG_PART_S = 1.0
-# A short part is another voice's when it is at least this much nearer to one of the other
-# voices found than to the target: one-word answers of a man joined to a woman's phrases scored
+# A part is another voice's when it is at least this much nearer to one of the other voices
+# found than to the target: one-word answers of a man joined to a woman's phrases scored
 # 0.45-0.56 to her and 0.81-0.95 to his own turns; the margin keeps a part that is about as near
 # to both (a second take of the target, recorded elsewhere) on the target's side.
-SHORT_PART_MARGIN = 0.1
+OTHER_VOICE_MARGIN = 0.1
 
 
 @dataclass
@@ -237,9 +239,10 @@ def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, ga
 
 def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
     """Per embedded part of a joined clip, why it is not the target's ("" when it is): a part
-    of LONG_PART_S or more under ``min_part_similarity``; a shorter one, when ``others`` holds
-    another voice, under ``min_short_part_similarity`` or nearer (by SHORT_PART_MARGIN) to
-    another voice than to the target; ``no_voice`` when the encoder found none in it.
+    of LONG_PART_S or more under ``min_part_similarity``; when ``others`` holds another voice,
+    a shorter one under ``min_short_part_similarity``, and a part of any length nearer (by
+    OTHER_VOICE_MARGIN) to another voice than to the target; ``no_voice`` when the encoder
+    found none in it.
 
     With no other voice in the recordings a short part is not judged: nothing says it is
     someone else's, and a single speaker's own words score as low as a stranger's there
@@ -255,10 +258,10 @@ def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_
             continue
         sim = float(similarity(e, target))
         bar = gate_cfg["min_part_similarity"] if sec >= LONG_PART_S else gate_cfg["min_short_part_similarity"]
-        near = float(np.max(others @ e)) if sec < LONG_PART_S and len(others) else -1.0
+        near = float(np.max(others @ e)) if len(others) else -1.0
         if sim < bar:
             out.append(f"other_speaker:part_sim={sim:.2f}<{bar:g}")
-        elif near >= sim + SHORT_PART_MARGIN:
+        elif near >= sim + OTHER_VOICE_MARGIN:
             out.append(f"other_speaker:part_sim={sim:.2f},other_voice={near:.2f}")
         else:
             out.append("")
