@@ -50,7 +50,7 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   against a 3-prompt reference), a man's turns 0.44-0.54 and his one-word answers (0.4-0.9 s)
   0.45-0.56 against the target's phrase centroid in a conversation where most of his words
   were joined to hers (bench/bench_conversation.py); another woman recorded on the same studio
-  chain scored 0.70-0.76, which no part check tells from the target. A joined clip rejected on
+  chain scored 0.70-0.76, which no bar tells from the target (the nearer voice does, above). A joined clip rejected on
 its parts is cut again at its joins (workflow_scripts/recut.py; part_verdicts judges each part),
 so the target's phrases in it are kept.
 """
