@@ -230,9 +230,7 @@ def talk_clips(work: Path, names: tuple[str, ...] = ("test", "aepyx")) -> list[t
         decode_to_wav(str(src), str(d / "stem.wav"), SR)
         write_segments(str(d / "stem.wav"), str(d / "segments"), SegmentParams.from_config(defaults["segmentation"]), log)
         stem, rate = sf.read(str(d / "stem.wav"), dtype="float32")
-        rows = read_tsv(str(d / "segments" / "segments.tsv"))
-        segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows]
-        pauses = {r["segment"]: (float(r["pause_before_s"]), float(r["pause_after_s"])) for r in rows}
+        segs, pauses = pp.segments_of(read_tsv(str(d / "segments" / "segments.tsv")))
         pieces, _ = pp.make_pieces(segs, lambda i, j: stem[i:j], rate, params, frame_rms(stem, max(int(params.frame_s * rate), 1)),
                                    pauses)
         for k, piece in enumerate(pp.merge_short_neighbours(pieces, rate, params)):

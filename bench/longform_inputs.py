@@ -83,10 +83,16 @@ def prompt_pool() -> list[tuple[str, str]]:
             if re.fullmatch(r"[A-Za-z][A-Za-z ,.'?!-]*", texts.get(n, "")) and 4 <= len(texts[n].split()) <= 16]
 
 
-def trim(audio: np.ndarray, thresh_db: float = -40.0, margin_s: float = 0.03) -> np.ndarray:
+def frame_db(audio: np.ndarray) -> np.ndarray:
+    """Level of each whole 10 ms frame (dB re full scale)."""
     hop = SR // 100
     frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
-    db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
+    return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
+
+
+def trim(audio: np.ndarray, thresh_db: float = -40.0, margin_s: float = 0.03) -> np.ndarray:
+    hop = SR // 100
+    db = frame_db(audio)
     loud = np.flatnonzero(db > db.max() + thresh_db)
     m = int(margin_s * SR)
     return audio[max(0, loud[0] * hop - m): min(len(audio), (loud[-1] + 1) * hop + m)]
@@ -221,8 +227,7 @@ def own_pauses(audio: np.ndarray, thresh_db: float = -40.0) -> list[tuple[float,
     """(start, end) seconds of a trimmed prompt's inner pauses: runs of 10 ms frames under
     ``thresh_db`` re its loudest frame (trim's threshold) of at least OWN_PAUSE_S."""
     hop = SR // 100
-    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
-    db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-9)
+    db = frame_db(audio)
     quiet = np.concatenate([[False], db < db.max() + thresh_db, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(quiet))
     runs = [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if (b - a) * hop >= OWN_PAUSE_S * SR]

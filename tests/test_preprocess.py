@@ -139,3 +139,12 @@ def test_short_phrase_joins_across_the_shorter_pause():
     p = PreprocessParams(min_clip_s=1.0, max_clip_s=12.0, merge_gap_s=1.5, pad_s=0.1, join_under_s=5.0)
     pieces = [P(0, 9300, 100, 9100, "a"), P(9300, 11400, 9600, 11300, "b"), P(11400, 16000, 12300, 16000, "c")]
     assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b"], ["c"]]
+
+
+def test_segments_of_reads_the_pauses_and_tables_without_them():
+    from workflow_scripts.preprocess import segments_of
+
+    rows = [{"segment": "seg_00001", "start_sample": "0", "end_sample": "160", "pause_before_s": "0.500", "pause_after_s": "0.220"}]
+    assert segments_of(rows) == ([("seg_00001", 0, 160)], {"seg_00001": (0.5, 0.22)})
+    old = [{"segment": "seg_00001", "start_sample": "0", "end_sample": "160"}]  # written before pauses were measured
+    assert segments_of(old) == ([("seg_00001", 0, 160)], {"seg_00001": (0.0, 0.0)})

@@ -175,6 +175,15 @@ def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
     return noisereduce.reduce_noise(y=audio, sr=rate, stationary=True)
 
 
+def segments_of(rows: list[dict]) -> tuple[list[tuple[str, int, int]], dict[str, tuple[float, float]]]:
+    """segments.tsv rows as make_pieces takes them: (name, start, end) and, by name,
+    segmentation's (pause_before_s, pause_after_s); a table written before segmentation
+    measured pauses has none, and then the trim's gaps alone decide the joins."""
+    segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows]
+    pauses = {r["segment"]: (float(r.get("pause_before_s") or 0), float(r.get("pause_after_s") or 0)) for r in rows}
+    return segs, pauses
+
+
 def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: PreprocessParams,
                 frames_rms: np.ndarray | None = None,
                 pauses: dict[str, tuple[float, float]] | None = None) -> tuple[list[Piece], list[tuple[str, str, float]]]:
@@ -235,12 +244,10 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     def audio_for(a: int, b: int) -> np.ndarray:
         return stem[a:b].astype(np.float32) / 32768.0
 
-    segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows_in]
+    segs, pauses = segments_of(rows_in)
     from workflow_scripts.segmentation import frame_rms
 
     frames = frame_rms(stem, max(int(p.frame_s * rate), 1)) / 32768.0
-    # a segments.tsv written before segmentation measured pauses has none: the trim's gaps alone
-    pauses = {r["segment"]: (float(r.get("pause_before_s") or 0), float(r.get("pause_after_s") or 0)) for r in rows_in}
     pieces, dropped = make_pieces(segs, audio_for, rate, p, frames, pauses)
     pieces = merge_short_neighbours(pieces, rate, p)
     rows = []
