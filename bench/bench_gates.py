@@ -230,9 +230,9 @@ def talk_clips(work: Path, names: tuple[str, ...] = ("test", "aepyx")) -> list[t
         decode_to_wav(str(src), str(d / "stem.wav"), SR)
         write_segments(str(d / "stem.wav"), str(d / "segments"), SegmentParams.from_config(defaults["segmentation"]), log)
         stem, rate = sf.read(str(d / "stem.wav"), dtype="float32")
-        segs, pauses = pp.segments_of(read_tsv(str(d / "segments" / "segments.tsv")))
+        segs, pauses, seams = pp.segments_of(read_tsv(str(d / "segments" / "segments.tsv")), rate)
         pieces, _ = pp.make_pieces(segs, lambda i, j: stem[i:j], rate, params, frame_rms(stem, max(int(params.frame_s * rate), 1)),
-                                   pauses)
+                                   pauses, seams)
         for k, piece in enumerate(pp.merge_short_neighbours(pieces, rate, params)):
             audio = pp.render_piece(piece, lambda i, j: stem[i:j], rate, params)[0].astype(np.float32)
             if params.min_clip_s <= len(audio) / SR <= params.max_clip_s:

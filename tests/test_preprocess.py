@@ -1,6 +1,7 @@
 """Clip preprocessing: loudness, peaks, lengths, merge rules."""
 import numpy as np
 import pyloudnorm
+import pytest
 import soundfile as sf
 
 from tests.synth import burst, speech_with_pauses
@@ -117,6 +118,24 @@ def test_recording_end_to_end(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_seams_inside_a_segment_are_part_boundaries_in_joins_s(tmp_path):
+    """One segment holding two pauses of 0.3 s (a turn taken after a 1.5 s answer): the clip is
+    that segment, and joins_s places a part boundary in the middle of each pause, so the speaker
+    gate judges the answer on its own."""
+    pattern = [("silence", 0.5), ("speech", 3.0), ("silence", 0.3), ("speech", 1.5), ("silence", 0.3), ("speech", 3.0),
+               ("silence", 0.5)]
+    audio, sil = speech_with_pauses(pattern, RATE)
+    vocals = tmp_path / "vocals.wav"
+    sf.write(vocals, audio, RATE, subtype="PCM_16")
+    write_segments(str(vocals), str(tmp_path / "segments"), SegmentParams(max_clip_s=12.0), LOG)
+    rows, _ = preprocess_recording("rec", str(vocals), str(tmp_path / "segments"), str(tmp_path / "clips"),
+                                   PreprocessParams(sample_rate=RATE), LOG)
+    (row,) = rows
+    assert "+" not in row["segments"]
+    joins = [float(row["start_s"]) + float(x) for x in row["joins_s"].split(";")]
+    assert joins == pytest.approx([(a + b) / 2 for a, b in sil[1:3]], abs=0.03)
+
+
 def test_in_a_noisy_room_the_join_follows_segmentations_pauses():
     """The trim finds speech up to both ends of every piece (noise as loud as soft speech), so
     every gap reads 0; segmentation's floor-relative pauses (0.2 s before the short piece,
@@ -141,10 +160,11 @@ def test_short_phrase_joins_across_the_shorter_pause():
     assert [x.sources for x in merge_short_neighbours(pieces, r, p)] == [["a", "b"], ["c"]]
 
 
-def test_segments_of_reads_the_pauses_and_tables_without_them():
+def test_segments_of_reads_the_pauses_seams_and_tables_without_them():
     from workflow_scripts.preprocess import segments_of
 
-    rows = [{"segment": "seg_00001", "start_sample": "0", "end_sample": "160", "pause_before_s": "0.500", "pause_after_s": "0.220"}]
-    assert segments_of(rows) == ([("seg_00001", 0, 160)], {"seg_00001": (0.5, 0.22)})
+    rows = [{"segment": "seg_00001", "start_sample": "0", "end_sample": "160", "pause_before_s": "0.500", "pause_after_s": "0.220",
+             "seams_s": "0.005;0.0075"}]
+    assert segments_of(rows, 16000) == ([("seg_00001", 0, 160)], {"seg_00001": (0.5, 0.22)}, {"seg_00001": [80, 120]})
     old = [{"segment": "seg_00001", "start_sample": "0", "end_sample": "160"}]  # written before pauses were measured
-    assert segments_of(old) == ([("seg_00001", 0, 160)], {"seg_00001": (0.0, 0.0)})
+    assert segments_of(old, 16000) == ([("seg_00001", 0, 160)], {"seg_00001": (0.0, 0.0)}, {"seg_00001": []})

@@ -82,6 +82,23 @@ def test_island_between_phrases_is_a_segment_of_its_own():
     assert len(split_on_silence(audio, RATE, islands)) == 1
 
 
+def test_seams_mark_the_pauses_left_inside_a_segment():
+    """A turn taken 0.3 s after a 1.5 s answer (too long for an island) stays in one segment,
+    with a seam in the middle of each pause of island_pause_s or more: the speaker gate's part
+    boundaries. A 0.1 s dip is no seam, nor a pause that would leave a part under
+    SEAM_MIN_PART_S; with no seam the column is empty."""
+    from workflow_scripts.segmentation import SEAM_MIN_PART_S
+
+    pattern = [("speech", 3), ("silence", 0.3), ("speech", 1.5), ("silence", 0.35), ("speech", 4), ("silence", 0.1), ("speech", 2)]
+    audio, sil = speech_with_pauses(pattern, RATE)
+    (seg,) = split_on_silence(audio, RATE, SegmentParams(max_clip_s=20))
+    assert [c / RATE for c in seg.seams] == pytest.approx([(a + b) / 2 for a, b in sil[:2]], abs=TOL)
+    edge = [("speech", 3), ("silence", 0.3), ("speech", SEAM_MIN_PART_S - 0.2)]
+    audio, _ = speech_with_pauses(edge, RATE)
+    (seg,) = split_on_silence(audio, RATE, SegmentParams(max_clip_s=20, island_max_s=0.0))
+    assert seg.seams == ()
+
+
 def test_island_at_the_edge_of_a_stretch():
     """A short answer after a clear pause and 0.3 s before the next phrase: one cut, between them."""
     pattern = [("speech", 3), ("silence", 0.8), ("speech", 0.5), ("silence", 0.3), ("speech", 3)]
@@ -261,7 +278,7 @@ def test_write_segments_tsv_only_and_streamed_envelope_matches(tmp_path):
     assert [f.name for f in (tmp_path / "segments").iterdir()] == ["segments.tsv"]
     lines = (tmp_path / "segments" / "segments.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth",
-                                    "factor", "min_silence_s", "pause_before_s", "pause_after_s"]
+                                    "factor", "min_silence_s", "pause_before_s", "pause_after_s", "seams_s"]
     assert [r["segment"] for r in rows] == [f"seg_{i:05d}" for i in range(1, len(rows) + 1)] and len(lines) == len(rows) + 1
     stem, _ = sf.read(wav, dtype="int16")
     direct = split_on_silence(stem, RATE, p)

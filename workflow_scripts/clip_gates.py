@@ -20,26 +20,26 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   clustered (speaker_similarity.dominant_speaker); the clusters are the *voices* (numbered by
   size: ``voice_1`` is the largest). The target is the reference's mean embedding when
   reference files are given, else the centroid of the largest cluster of *phrases*: a clip of
-  one segment counts as one phrase, a joined clip (preprocess joins short phrases) as its parts
-  of at least LONG_PART_S, so another voice joined into many of the target's clips does not
-  pull the target towards itself (a conversation's answers are joined to the question before
+  one part counts as one phrase, a clip of several parts (preprocess joins short phrases;
+  segmentation leaves seams in a segment's pauses) as its parts of at least LONG_PART_S, so
+  another voice joined into many of the target's clips does not pull the target towards itself (a conversation's answers are joined to the question before
   them as often as not). A clip whose cosine to the target is under ``min_similarity`` is
   rejected as ``other_speaker:sim=<s><<min>``, a clip in which the encoder found no voice as
-  ``no_voice``. A joined clip is also rejected when a voiced part of LONG_PART_S or more is
+  ``no_voice``. A clip of several parts is also rejected when a voiced part of LONG_PART_S or more is
   under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or,
   when the recordings hold another voice (a phrase cluster under ``min_similarity`` to the
   target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS), a shorter one (score_clips
   embeds parts from 0.25 s) under ``min_short_part_similarity``, or a part of any length
   nearer by OTHER_VOICE_MARGIN to another voice than to the target
   (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
-  a "Yeah." of another voice joined to a phrase of the target does not pass on the target's
-  share. Another woman recorded on the same studio chain scored 0.64-0.71 to the target in
+  a "Yeah." of another voice joined to a phrase of the target, or 0.3 s from it in one
+  segment, does not pass on the target's share. Another woman recorded on the same studio chain scored 0.64-0.71 to the target in
   1.3-1.6 s answers and 3-4 s turns, over the part bar, and 0.86-0.96 to her own voice: only
   the nearer voice tells them apart. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
   one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
   which voice it is nearer to, the absolute bar only catches the plainly foreign. Inside a
-  phrase, a turn of another voice that segmentation left in one segment (a short gap between
-  speakers) shows in the speaker encoder's 1.6 s windows: a clip whose second-lowest window is
+  part, a turn of another voice with no pause of island_pause_s before it (overlapping or
+  latched speech) shows in the speaker encoder's 1.6 s windows: a clip whose second-lowest window is
   under ``min_window_similarity`` to the target is rejected (``other_speaker:window_sim=<s><<min>``).
   Measured against the phrase centroid: a man's 3-4 s turns inside a woman's clips 0.48-0.51;
   the second-lowest window of one-speaker clips at least 0.66 (silero-vad's ``aepyx.wav``
@@ -50,8 +50,8 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   against a 3-prompt reference), a man's turns 0.44-0.54 and his one-word answers (0.4-0.9 s)
   0.45-0.56 against the target's phrase centroid in a conversation where most of his words
   were joined to hers (bench/bench_conversation.py); another woman recorded on the same studio
-  chain scored 0.70-0.76, which no bar tells from the target (the nearer voice does, above). A joined clip rejected on
-its parts is cut again at its joins (workflow_scripts/recut.py; part_verdicts judges each part),
+  chain scored 0.70-0.76, which no bar tells from the target (the nearer voice does, above). A clip rejected on
+its parts is cut again at its part boundaries (workflow_scripts/recut.py; part_verdicts judges each part),
 so the target's phrases in it are kept.
 """
 from __future__ import annotations
@@ -69,12 +69,12 @@ from workflow_scripts.speaker_similarity import EMBED_DIM, dominant_speaker, mea
 # seconds there (a single stray clip is more often noise or a cough than a second speaker).
 VOICE_MIN_CLIPS = 2
 VOICE_MIN_SECONDS = 5.0
-# Parts of a joined clip shorter than this are not embedded (score_clips): a quarter second
+# Parts of a clip shorter than this are not embedded (score_clips): a quarter second
 # holds about one syllable, less than the speaker encoder can place. Parts from here up are: a
 # backchannel of another voice ("Yeah.", "Right.", 0.4-0.9 s) joined to the target's phrase is
 # what the speaker gate must find in a conversation.
 MIN_PART_S = 0.25
-# A joined clip's part at least this long is judged against min_part_similarity, and counts as
+# A clip's part at least this long is judged against min_part_similarity, and counts as
 # a phrase of its own when the target is found without a reference; shorter parts are judged
 # against min_short_part_similarity only; both against the other voices (part_verdicts).
 LONG_PART_S = 1.0
@@ -87,7 +87,7 @@ OTHER_VOICE_MARGIN = 0.1
 
 @dataclass
 class ClipParts:
-    """A joined clip's embedded parts (score_clips' part_embeddings and part_seconds)."""
+    """A clip's embedded parts (score_clips' part_embeddings and part_seconds)."""
 
     embeddings: np.ndarray  # k x EMBED_DIM
     seconds: np.ndarray  # k
@@ -99,7 +99,7 @@ class ClipScores:
 
     records: dict[str, dict]
     embeddings: dict[str, np.ndarray]
-    parts: dict[str, ClipParts]  # a joined clip's embedded parts; absent otherwise
+    parts: dict[str, ClipParts]  # a clip's embedded parts (several parts); absent otherwise
     windows: dict[str, np.ndarray]  # the speaker encoder's windows (k x EMBED_DIM) of a clip of 2 or more
 
 
@@ -195,15 +195,15 @@ class SpeakerDecision:
 
 
 def _long_parts(part: ClipParts | None) -> np.ndarray:
-    """Which of a joined clip's parts count as phrases: voiced, LONG_PART_S or more."""
+    """Which of a clip's parts count as phrases: voiced, LONG_PART_S or more."""
     if part is None:
         return np.zeros(0, dtype=bool)
     return (part.seconds >= LONG_PART_S) & (np.linalg.norm(part.embeddings, axis=1) > 0)
 
 
 def phrase_embeddings(e: np.ndarray, parts: list[ClipParts | None]) -> np.ndarray:
-    """The rows the target is found from without a reference: each clip's embedding, a joined
-    clip's parts of LONG_PART_S or more in its place (when it has any voiced)."""
+    """The rows the target is found from without a reference: each clip's embedding;
+    for a clip of several parts, its parts of LONG_PART_S or more instead (when it has any voiced)."""
     rows = []
     for i, emb in enumerate(e):
         part = parts[i] if i < len(parts) else None
@@ -238,7 +238,7 @@ def other_voices(phrases: np.ndarray, labels: np.ndarray, target: np.ndarray, ga
 
 
 def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
-    """Per embedded part of a joined clip, why it is not the target's ("" when it is): a part
+    """Per embedded part of a clip, why it is not the target's ("" when it is): a part
     of LONG_PART_S or more under ``min_part_similarity``; when ``others`` holds another voice,
     a shorter one under ``min_short_part_similarity``, and a part of any length nearer (by
     OTHER_VOICE_MARGIN) to another voice than to the target; ``no_voice`` when the encoder
@@ -269,7 +269,7 @@ def part_verdicts(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_
 
 
 def part_reasons(part: ClipParts, target: np.ndarray, others: np.ndarray, gate_cfg: dict) -> list[str]:
-    """Why a joined clip's parts are not all the target's ([] when they are): the first voiced
+    """Why a clip's parts are not all the target's ([] when they are): the first voiced
     part that part_verdicts rejects (a part without voice alone rejects nothing)."""
     return next(([v] for v in part_verdicts(part, target, others, gate_cfg) if v and v != "no_voice"), [])
 
@@ -312,7 +312,7 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
                     durations: list[float] | None = None,
                     judged: list[bool] | None = None) -> SpeakerDecision:
     """Voices and the target decision for every row of ``embeddings`` (all recordings' clips);
-    ``parts[i]``: row i's embedded parts when it is a joined clip (None otherwise), each
+    ``parts[i]``: row i's embedded parts when it has several (None otherwise), each
     voiced one checked against its bar; ``windows[i]``: row i's speaker-encoder windows
     (None for a clip of one window); ``durations[i]``: row i's seconds (None: another voice
     needs no seconds, only phrases); ``judged[i]``: whether row i counts in finding the voices

@@ -47,7 +47,9 @@ class Piece:
     speech_start: int  # absolute sample where speech begins (after trimming analysis)
     speech_end: int
     sources: list[str] = field(default_factory=list)
-    joins: list[int] = field(default_factory=list)  # samples where each later source begins
+    # samples where each part after the first begins: a later source's start, or a seam (a pause
+    # inside a source that segmentation did not need to cut, segments.tsv seams_s)
+    joins: list[int] = field(default_factory=list)
     # samples of silence segmentation measured around the cuts at start and end, floor-relative
     # (segments.tsv pause_before_s / pause_after_s): a pause the trim cannot see in a noisy room
     pause_before: int = 0
@@ -175,21 +177,26 @@ def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
     return noisereduce.reduce_noise(y=audio, sr=rate, stationary=True)
 
 
-def segments_of(rows: list[dict]) -> tuple[list[tuple[str, int, int]], dict[str, tuple[float, float]]]:
-    """segments.tsv rows as make_pieces takes them: (name, start, end) and, by name,
-    segmentation's (pause_before_s, pause_after_s); a table written before segmentation
-    measured pauses has none, and then the trim's gaps alone decide the joins."""
+def segments_of(rows: list[dict], rate: int) -> tuple[list[tuple[str, int, int]], dict[str, tuple[float, float]], dict[str, list[int]]]:
+    """segments.tsv rows as make_pieces takes them: (name, start, end); by name, segmentation's
+    (pause_before_s, pause_after_s) and its seams (samples at ``rate``, the stem's); a table
+    written before segmentation measured these has none, and then the trim's gaps alone decide
+    the joins and a segment is one part."""
     segs = [(r["segment"], int(r["start_sample"]), int(r["end_sample"])) for r in rows]
     pauses = {r["segment"]: (float(r.get("pause_before_s") or 0), float(r.get("pause_after_s") or 0)) for r in rows}
-    return segs, pauses
+    seams = {r["segment"]: [int(round(float(x) * rate)) for x in (r.get("seams_s") or "").split(";") if x] for r in rows}
+    return segs, pauses, seams
 
 
 def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: PreprocessParams,
                 frames_rms: np.ndarray | None = None,
-                pauses: dict[str, tuple[float, float]] | None = None) -> tuple[list[Piece], list[tuple[str, str, float]]]:
+                pauses: dict[str, tuple[float, float]] | None = None,
+                seams: dict[str, list[int]] | None = None) -> tuple[list[Piece], list[tuple[str, str, float]]]:
     """Analyse segments (name, start, end) into pieces; return (pieces, dropped (name, reason,
     seconds)). ``frames_rms``: the stem's frame RMS (``frame_s`` frames) for the local noise floor;
-    ``pauses``: segmentation's (pause_before_s, pause_after_s) by segment name."""
+    ``pauses``: segmentation's (pause_before_s, pause_after_s) by segment name; ``seams``: its
+    seams by segment name (those inside the trimmed speech become the piece's first part
+    boundaries)."""
     hop = max(int(p.frame_s * rate), 1)
     pieces, dropped = [], []
     for name, start, end in segments:
@@ -199,8 +206,9 @@ def make_pieces(segments: list[tuple[str, int, int]], audio_for, rate: int, p: P
             dropped.append((name, "silent", (end - start) / rate))
             continue
         before, after = (pauses or {}).get(name, (0.0, 0.0))
-        pieces.append(Piece(start, end, start + bounds[0], start + bounds[1], [name], [],
-                            int(round(before * rate)), int(round(after * rate))))
+        a, b = start + bounds[0], start + bounds[1]
+        inner = [c for c in (seams or {}).get(name, []) if a < c < b]
+        pieces.append(Piece(start, end, a, b, [name], inner, int(round(before * rate)), int(round(after * rate))))
     return pieces, dropped
 
 
@@ -219,9 +227,10 @@ def render_piece(piece: Piece, audio_for, rate: int, p: PreprocessParams) -> tup
 RENDER_BATCH = 200
 
 
-# joins_s: where each joined source after the first begins, seconds into the clip (";"-separated;
-# empty for a clip of one segment): score_clips embeds each part, so the speaker gate can tell a
-# joined clip of two voices.
+# joins_s: where each part after the first begins, seconds into the clip (";"-separated; empty
+# for a clip of one part): a joined segment's start or a seam inside a segment (a pause of
+# segmentation.island_pause_s or more). score_clips embeds each part, so the speaker gate can
+# tell a clip of two voices and recut can cut it at their pause.
 CLIP_COLUMNS = ["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments", "joins_s"]
 
 
@@ -244,11 +253,11 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
     def audio_for(a: int, b: int) -> np.ndarray:
         return stem[a:b].astype(np.float32) / 32768.0
 
-    segs, pauses = segments_of(rows_in)
+    segs, pauses, seams = segments_of(rows_in, rate)
     from workflow_scripts.segmentation import frame_rms
 
     frames = frame_rms(stem, max(int(p.frame_s * rate), 1)) / 32768.0
-    pieces, dropped = make_pieces(segs, audio_for, rate, p, frames, pauses)
+    pieces, dropped = make_pieces(segs, audio_for, rate, p, frames, pauses, seams)
     pieces = merge_short_neighbours(pieces, rate, p)
     rows = []
     progress = Progress(len(pieces), f"preprocess {rec}", log)

@@ -1,14 +1,16 @@
-"""The target's parts of a joined clip that the speaker gate rejected for another voice in it.
+"""The target's parts of a clip that the speaker gate rejected for another voice in it.
 
 preprocess joins short phrases into clips (across pauses up to ``merge_gap_s``), so in a
 conversation another voice's "Yeah." or short turn is joined to the target's phrases as often
-as not, and the speaker gate rejects the whole clip (clip_gates.part_reasons): the target's
-speech in it is lost with the other voice's. The joins lie in pauses (segments are cut at
-silence midpoints), so the clip can be cut there again. Each run of consecutive parts that
+as not, and a turn taken 0.3 s after the other voice stays inside one segment; the speaker
+gate rejects the whole clip (clip_gates.part_reasons): the target's speech in it is lost with
+the other voice's. The clip's part boundaries (clips.tsv ``joins_s``: the joins, and the
+seams segmentation left in each segment's pauses) lie in the middles of pauses, so the clip
+can be cut there again. Each run of consecutive parts that
 are all the target's becomes a clip of its own (``{clip stem}-{first part}.wav``), when
 
 - the clip failed on its voice only: the transcript gate and DNSMOS passed it, and no
-  speaker-encoder window check failed (a turn inside one segment has no join to cut at);
+  speaker-encoder window check failed (a turn inside a part has no boundary to cut at);
 - every part of the run was embedded and passes clip_gates.part_verdicts (a part under
   MIN_PART_S was not embedded, so it ends a run: its voice is unknown);
 - the run's embedding (its parts', weighted by their seconds) is at least ``min_similarity``

@@ -11,7 +11,7 @@ atomically; rows in ``clips.tsv`` order):
 
   (``dnsmos`` null when quality.enabled is false, its values None for a clip under 10 ms;
   ``voiced`` false when the speaker encoder found no voice: its embedding row is then zeros;
-  a clip joined from several segments, ``joins_s`` in clips.tsv, also has
+  a clip of several parts, ``joins_s`` in clips.tsv (joined segments, seams inside one), also has
   ``part_embeddings``: the embedding of each part of at least MIN_PART_S (0.25 s), 5 decimals,
   and ``part_seconds``, each such part's length, so the speaker gate can check every part's
   voice, a short answer of another voice too); a clip of two speaker-encoder windows or more
@@ -75,7 +75,7 @@ CHUNK_S = 20.0
 
 def read_clip_list(clips_dir: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
     """The ``clip`` column of ``clips_dir/clips.tsv``, in order, and per clip the seconds into
-    it where each joined segment after the first begins (``joins_s``; [] for a clip of one
+    it where each part after the first begins (``joins_s``; [] for a clip of one
     segment or an older table)."""
     rows = [row for row in read_clips_table(clips_dir) if row.get("clip")]
     for row in rows:
@@ -218,7 +218,7 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
         if len(windows) >= 2:
             record["window_embeddings"] = np.round(windows.astype(np.float64), 3).tolist()
-        if cuts:  # a clip of joined segments: each part's voice too (the speaker gate checks them)
+        if cuts:  # a clip of several parts: each part's voice too (the speaker gate checks them)
             parts = [part for part in split_at(a16, SR, cuts) if len(part) >= MIN_PART_S * SR]
             record["part_embeddings"] = [[round(float(x), 5) for x in models["encoder"].embed(part, SR)] for part in parts]
             record["part_seconds"] = [round(len(part) / SR, 3) for part in parts]

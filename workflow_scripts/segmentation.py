@@ -57,6 +57,11 @@ over ``max_clip_s``, and to be cut in a real pause, the best one where there is 
    cut in speech). It is floor-relative, so it still tells a pause from a dip between words
    in a noisy room, where a trim against the loudest frame finds no pause at all: clip
    preprocessing joins a short piece across the shorter of its two pauses.
+9. Seams: the middles of the pauses of ``island_pause_s`` or more inside a segment, which
+   were not cut because nothing asked for it. A conversation's turn 0.3 s after the other
+   voice, or an answer of 1 s (too long for an island), lies inside one segment; clip
+   preprocessing passes the seams on as part boundaries (clips.tsv ``joins_s``), so the speaker
+   gate judges each part's voice and workflow_scripts/recut.py can cut there.
 Pieces without a frame of voice at ``factor`` are dropped. Deterministic: the same samples
 and parameters give the same cuts.
 """
@@ -67,6 +72,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# The shortest part a seam may leave on either side: the speaker encoder embeds parts from
+# clip_gates.MIN_PART_S (0.25 s) on, and a part this short is not one the gate can judge well.
+SEAM_MIN_PART_S = 0.5
 # Added to each frame's depth under the threshold (dB) before it is squared to weigh where a
 # pause's middle is: a run of equally deep frames (digital silence) is cut at its midpoint.
 DEPTH_EPS_DB = 0.5
@@ -123,6 +131,7 @@ class Segment:
     min_silence_s: float  # and minimum silence
     pause_before_s: float = 0.0  # silence at the base factor around its start cut (step 8)
     pause_after_s: float = 0.0  # and around its end cut
+    seams: tuple[int, ...] = ()  # sample indices of the pauses inside it that bound its parts (step 9)
 
 
 def frame_rms(audio: np.ndarray, hop: int, block_frames: int = 1 << 16) -> np.ndarray:
@@ -327,6 +336,18 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
                 cuts.update(m for m in (mids[k], mids[k + 1]) if m is not None)
         return [(a + int(c), 0, "silence") for c in sorted(cuts)]
 
+    def seams(a: int, b: int) -> list[int]:
+        """Frames of [a, b) at the middles of its inner pauses of ``island_pause_s`` or more, each
+        part between them (and the ends) at least SEAM_MIN_PART_S long (step 9)."""
+        starts, ends = silence_runs(silent0[a:b], frames(p.island_pause_s))
+        inner = (starts > 0) & (ends < b - a)
+        out, last, min_part = [], a, frames(SEAM_MIN_PART_S)
+        for c in centres(a, b, tiers[0][0], starts[inner], ends[inner]):
+            if a + c - last >= min_part and b - (a + c) >= min_part:
+                out.append(a + int(c))
+                last = a + int(c)
+        return out
+
     segments = []
     for a, b in stretches:
         # island cuts are made whatever the length, so the fewest cuts are counted between them
@@ -341,7 +362,8 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
             factor, min_sil = tiers[min(depth, len(tiers) - 1)]
             method = "quietest" if "quietest" in (mx, my) else "silence"
             segments.append(Segment(int(x) * hop, min(int(y) * hop, n_samples), method, int(depth), factor, min_sil,
-                                    round(pause_at(int(x)), 3), round(pause_at(int(y)), 3)))
+                                    round(pause_at(int(x)), 3), round(pause_at(int(y)), 3),
+                                    tuple(int(c) * hop for c in seams(int(x), int(y)))))
     return segments
 
 
@@ -382,7 +404,7 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
     if any(b.start < a.end for a, b in zip(segments, segments[1:])) or any(s.start < 0 or s.end > n_samples for s in segments):
         raise StageError(f"{vocals_path}: internal error, segments overlap or leave the stem")  # invariant
     header = ["segment", "start_sample", "end_sample", "start_s", "end_s", "duration_s", "method", "depth", "factor", "min_silence_s",
-              "pause_before_s", "pause_after_s"]
+              "pause_before_s", "pause_after_s", "seams_s"]
     rows = [
         {
             "segment": f"seg_{i:05d}",
@@ -397,6 +419,7 @@ def write_segments(vocals_path: str, out_dir: str, params: SegmentParams, log) -
             "min_silence_s": f"{seg.min_silence_s:g}",
             "pause_before_s": f"{seg.pause_before_s:.3f}",
             "pause_after_s": f"{seg.pause_after_s:.3f}",
+            "seams_s": ";".join(f"{c / rate:.3f}" for c in seg.seams),
         }
         for i, seg in enumerate(segments, start=1)
     ]
