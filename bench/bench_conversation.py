@@ -20,7 +20,8 @@ The workflow runs to metadata.csv (bench/bench_dataset.run_ours: faster-whisper 
 matched to the known voice
 intervals. Printed per input: target yield (the target's seconds inside kept clips / all her
 seconds), the other voice's seconds inside kept clips, the kept clips holding more than 0.2 s
-of the other voice, and the rejections by reason.
+of the other voice, the kept clips' WER against her phrases (``kept_wer``: each kept clip's text
+against the phrases whose middle falls inside it), and the rejections by reason.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 import bench_dataset as bd  # noqa: E402
 import bench_gates as bg  # noqa: E402
 from longform_inputs import REPO, room_tone  # noqa: E402
+from speech_fixtures import words_for_wer  # noqa: E402
 
 SR = bg.SR
 ANSWERS = ["Yeah.", "Right.", "Okay.", "Mm-hm.", "Sure.", "I see.", "Uh-huh.", "Exactly.", "Really?", "Oh.",
@@ -78,15 +80,16 @@ def build(name: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
         turns = [a for _, a in june[:6]]
     parts, truth, t = [np.zeros(SR, np.float32)], [], 1.0
 
-    def add(audio: np.ndarray, voice: str, gap: float, gain_db: float = 0.0) -> None:
+    def add(audio: np.ndarray, voice: str, gap: float, gain_db: float = 0.0, text: str = "") -> None:
         nonlocal t
         audio = bg.level(audio) * np.float32(10 ** (gain_db / 20))
-        truth.append([round(t, 3), round(t + len(audio) / SR, 3), voice])
+        truth.append([round(t, 3), round(t + len(audio) / SR, 3), voice, text])
         parts.extend([audio, np.zeros(int(gap * SR), np.float32)])
         t += len(audio) / SR + gap
 
+    texts = dict(bg.prompt_pool())
     n_answer = n_turn = 0
-    for k, (_, audio) in enumerate(target):
+    for k, (prompt, audio) in enumerate(target):
         if k % 10 == 9 and n_turn < len(turns):
             if turn_gap < 1:  # the turn comes straight after the last voice, not after its pause
                 parts[-1] = np.zeros(int(turn_gap * SR), np.float32)
@@ -94,31 +97,39 @@ def build(name: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
             add(turns[n_turn], other, turn_gap)
             n_turn += 1
         if k % 2:
-            add(audio, "target", rng.uniform(0.2, 0.4))
+            add(audio, "target", rng.uniform(0.2, 0.4), text=texts[prompt])
             add(answers[n_answer % len(answers)], other, rng.uniform(0.25, 0.45), rng.uniform(-6, 0))
             n_answer += 1
         else:
-            add(audio, "target", rng.uniform(0.3, 0.9))
+            add(audio, "target", rng.uniform(0.3, 0.9), text=texts[prompt])
     audio = np.concatenate(parts)
     audio = audio + np.float32(10 ** (-45 / 20)) * room_tone(len(audio), rng, 3000).astype(np.float32)
     return audio, truth
 
 
 def measure(clips: list[dict], truth: list[list]) -> dict:
-    total, kept, mixed = Counter(), Counter(), 0
-    for s, e, voice in truth:
+    """Her yield, the other voice's seconds in kept clips, and the kept clips' WER against her
+    phrases whose middle falls inside them (a phrase cut short, or a word of it given to the
+    clip before, counts as deleted)."""
+    total, kept, mixed, errors, words = Counter(), Counter(), 0, 0, 0
+    for s, e, voice, _ in truth:
         total[voice] += e - s
     for c in clips:
         overlap = Counter()
-        for s, e, voice in truth:
+        for s, e, voice, _ in truth:
             overlap[voice] += max(0.0, min(c["end"], e) - max(c["start"], s))
         if c["kept"]:
             kept.update(overlap)
             mixed += sum(v for k, v in overlap.items() if k != "target") > 0.2
+            ref = words_for_wer(" ".join(x for s, e, v, x in truth if v == "target" and c["start"] <= (s + e) / 2 < c["end"]))
+            hyp = words_for_wer(c["text"])
+            errors += sum(i is None or j is None or ref[i] != hyp[j] for i, j in bd.align(ref, hyp))
+            words += len(ref)
     other = sum(v for k, v in total.items() if k != "target")
     return {"target_s": round(total["target"], 1), "target_yield": round(kept["target"] / total["target"], 3),
             "other_s": round(other, 1), "other_kept_s": round(sum(v for k, v in kept.items() if k != "target"), 1),
-            "clips": len(clips), "kept": sum(c["kept"] for c in clips), "kept_with_other_voice": mixed}
+            "clips": len(clips), "kept": sum(c["kept"] for c in clips), "kept_with_other_voice": mixed,
+            "kept_wer": round(errors / words, 4) if words else None, "kept_errors": errors, "kept_words": words}
 
 
 def main() -> int:
