@@ -16,43 +16,45 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   microphone, a quarter of the voice's clips or more, is the voice's own condition, not an
   outlier to drop; what goes is the clips worse than most of the voice's recordings (music
   beds, crowd noise, a passing truck) and everything under the floors.
-* Target voice (``speaker_gate.*``): the clips' embeddings over all recordings are
-  clustered (speaker_similarity.dominant_speaker); the clusters are the *voices* (numbered by
-  size: ``voice_1`` is the largest). The target is the reference's mean embedding when
-  reference files are given, else the centroid of the largest cluster of *phrases*: a clip of
-  one part counts as one phrase, a clip of several parts (preprocess joins short phrases;
-  segmentation leaves seams in a segment's pauses) as its parts of at least LONG_PART_S, so
-  another voice joined into many of the target's clips does not pull the target towards itself (a conversation's answers are joined to the question before
-  them as often as not). A clip whose cosine to the target is under ``min_similarity`` is
-  rejected as ``other_speaker:sim=<s><<min>``, a clip in which the encoder found no voice as
-  ``no_voice``. A clip of several parts is also rejected when a voiced part of LONG_PART_S or more is
-  under ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or,
-  when the recordings hold another voice (a phrase cluster under ``min_similarity`` to the
-  target, of VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS), a shorter one (score_clips
-  embeds parts from 0.25 s) under ``min_short_part_similarity``, or a part of any length
-  nearer by OTHER_VOICE_MARGIN to another voice than to the target
-  (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or
-  a "Yeah." of another voice joined to a phrase of the target, or 0.3 s from it in one
-  segment, does not pass on the target's share. Another woman recorded on the same studio chain scored 0.64-0.71 to the target in
-  1.3-1.6 s answers and 3-4 s turns, over the part bar, and 0.86-0.96 to her own voice: only
-  the nearer voice tells them apart. A quarter-second embedding alone says little (a 0.38 s fragment of silero-vad's
-  one-speaker ``test.wav`` scored 0.53 to its own voice): a short part is judged mostly by
-  which voice it is nearer to, the absolute bar only catches the plainly foreign. Inside a
-  part, a turn of another voice with no pause of island_pause_s before it (overlapping or
-  latched speech) shows in the speaker encoder's 1.6 s windows: a clip whose second-lowest window is
-  under ``min_window_similarity`` to the target is rejected (``other_speaker:window_sim=<s><<min>``).
-  Measured against the phrase centroid: a man's 3-4 s turns inside a woman's clips 0.48-0.51;
-  the second-lowest window of one-speaker clips at least 0.66 (silero-vad's ``aepyx.wav``
-  broadcast; 0.75-0.82 on its ``test.wav``, the Asterisk voice read and spontaneous, in takes
-  and noise, and ``ve9qrp.wav``'s HF radio). The part and window bars are lower than the
-  whole clip's because a part's embedding is noisier: the target's own 2 s parts scored
-  0.69-0.77 (silero-vad's one-speaker ``test.wav`` against its centroid, the Asterisk voice
-  against a 3-prompt reference), a man's turns 0.44-0.54 and his one-word answers (0.4-0.9 s)
-  0.45-0.56 against the target's phrase centroid in a conversation where most of his words
-  were joined to hers (bench/bench_conversation.py); another woman recorded on the same studio
-  chain scored 0.70-0.76, which no bar tells from the target (the nearer voice does, above). A clip rejected on
-its parts is cut again at its part boundaries (workflow_scripts/recut.py; part_verdicts judges each part),
-so the target's phrases in it are kept.
+* Target voice (``speaker_gate.*``): the clips' embeddings over all recordings are clustered
+  (speaker_similarity.dominant_speaker); the clusters are the *voices* (numbered by size:
+  ``voice_1`` is the largest). The target is the reference's mean embedding when reference
+  files are given, else the centroid of the largest cluster of *phrases*: a clip of one part
+  counts as one phrase, a clip of several parts (preprocess joins short phrases; segmentation
+  leaves seams in a segment's pauses) as its parts of at least LONG_PART_S, so another voice
+  joined into many of the target's clips does not pull the target towards itself (a
+  conversation's answers are joined to the question before them as often as not). A clip whose
+  cosine to the target is under ``min_similarity`` is rejected as
+  ``other_speaker:sim=<s><<min>``, a clip in which the encoder found no voice as ``no_voice``.
+  A clip of several parts is also rejected when a voiced part of LONG_PART_S or more is under
+  ``min_part_similarity`` to the target (``other_speaker:part_sim=<s><<min>``), or, when the
+  recordings hold another voice (a phrase cluster under ``min_similarity`` to the target, of
+  VOICE_MIN_CLIPS phrases and VOICE_MIN_SECONDS), a shorter one (score_clips embeds parts from
+  0.25 s) under ``min_short_part_similarity``, or a part of any length nearer by
+  OTHER_VOICE_MARGIN to another voice than to the target
+  (``other_speaker:part_sim=<s>,other_voice=<s>``), so a turn or a "Yeah." of another voice
+  joined to a phrase of the target, or 0.3 s from it in one segment, does not pass on the
+  target's share. Another woman recorded on the same studio chain scored 0.64-0.71 to the
+  target in 1.3-1.6 s answers and 3-4 s turns, over the part bar, and 0.86-0.96 to her own
+  voice: only the nearer voice tells them apart. A quarter-second embedding alone says little
+  (a 0.38 s fragment of silero-vad's one-speaker ``test.wav`` scored 0.53 to its own voice): a
+  short part is judged mostly by which voice it is nearer to, the absolute bar only catches
+  the plainly foreign. Inside a part, a turn of another voice with no pause of island_pause_s
+  before it (overlapping or latched speech) shows in the speaker encoder's 1.6 s windows: a
+  clip whose second-lowest window is under ``min_window_similarity`` to the target is rejected
+  (``other_speaker:window_sim=<s><<min>``). Measured against the phrase centroid: a man's
+  3-4 s turns inside a woman's clips 0.48-0.51; the second-lowest window of one-speaker clips at
+  least 0.66 (silero-vad's ``aepyx.wav`` broadcast; 0.75-0.82 on its ``test.wav``, the
+  Asterisk voice read and spontaneous, in takes and noise, and ``ve9qrp.wav``'s HF radio). The
+  part and window bars are lower than the whole clip's because a part's embedding is noisier:
+  the target's own 2 s parts scored 0.69-0.77 (silero-vad's one-speaker ``test.wav`` against
+  its centroid, the Asterisk voice against a 3-prompt reference), a man's turns 0.44-0.54 and
+  his one-word answers (0.4-0.9 s) 0.45-0.56 against the target's phrase centroid in a
+  conversation where most of his words were joined to hers (bench/bench_conversation.py);
+  another woman recorded on the same studio chain scored 0.70-0.76, which no bar tells from
+  the target (the nearer voice does, above). A clip rejected on its parts is cut again at its
+  part boundaries (workflow_scripts/recut.py; part_verdicts judges each part), so the target's
+  phrases in it are kept.
 """
 from __future__ import annotations
 
