@@ -49,7 +49,7 @@ class Piece:
     sources: list[str] = field(default_factory=list)
     # samples where each part after the first begins: a later source's start, or a seam (a pause
     # inside a source that segmentation did not need to cut, segments.tsv seams_s)
-    joins: list[int] = field(default_factory=list)
+    part_starts: list[int] = field(default_factory=list)
     # samples of silence segmentation measured around the cuts at start and end, floor-relative
     # (segments.tsv pause_before_s / pause_after_s): a pause the trim cannot see in a noisy room
     pause_before: int = 0
@@ -152,7 +152,7 @@ def merge_short_neighbours(pieces: list[Piece], rate: int, p: PreprocessParams) 
         *_, j = min(options)
         k = nxt[j]
         a, b = out[j], out[k]
-        out[j] = Piece(a.start, b.end, a.speech_start, b.speech_end, a.sources + b.sources, [*a.joins, b.start, *b.joins],
+        out[j] = Piece(a.start, b.end, a.speech_start, b.speech_end, a.sources + b.sources, [*a.part_starts, b.start, *b.part_starts],
                        a.pause_before, b.pause_after)
         out[k] = None
         nxt[j] = nxt[k]
@@ -289,7 +289,7 @@ def preprocess_recording(rec: str, vocals_path: str, segments_dir: str, out_dir:
                         "lufs_before": f"{before:.2f}",
                         "lufs_after": f"{after:.2f}",
                         "segments": label,
-                        "joins_s": ";".join(f"{(j - a) / rate:.3f}" for j in piece.joins),
+                        "joins_s": ";".join(f"{(j - a) / rate:.3f}" for j in piece.part_starts),
                     }
                 )
         with open(f"{tmp}/clips.tsv", "w", encoding="utf-8") as fh:

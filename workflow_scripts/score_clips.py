@@ -75,8 +75,8 @@ CHUNK_S = 20.0
 
 def read_clip_list(clips_dir: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
     """The ``clip`` column of ``clips_dir/clips.tsv``, in order, and per clip the seconds into
-    it where each part after the first begins (``joins_s``; [] for a clip of one
-    segment or an older table)."""
+    it where each part after the first begins (``joins_s``; [] for a clip of one part
+    or an older table)."""
     rows = [row for row in read_clips_table(clips_dir) if row.get("clip")]
     for row in rows:
         if not (Path(clips_dir) / row["clip"]).is_file():

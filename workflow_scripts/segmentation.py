@@ -317,18 +317,25 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
                 return out
         raise AssertionError("every frame is a candidate: a split under the maximum exists")
 
+    def inner_pauses(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Starts, ends (exclusive) and middles, in frames from a, of the base-factor pauses of
+        ``island_pause_s`` or more inside [a, b) (touching neither end): what bounds an island
+        (step 7) and where a seam lies (step 9)."""
+        starts, ends = silence_runs(silent0[a:b], frames(p.island_pause_s))
+        inner = (starts > 0) & (ends < b - a)
+        starts, ends = starts[inner], ends[inner]
+        return starts, ends, centres(a, b, tiers[0][0], starts, ends)
+
     def island_cuts(a: int, b: int) -> list[tuple[int, int, str]]:
         """(frame, 0, "silence") at the middles of the pauses around each island in [a, b) (step 7)."""
         if p.island_max_s <= 0:
             return []
-        starts, ends = silence_runs(silent0[a:b], frames(p.island_pause_s))
-        inner = (starts > 0) & (ends < b - a)
-        starts, ends = starts[inner], ends[inner]
+        starts, ends, inner_mids = inner_pauses(a, b)
         voiced_at = np.flatnonzero(~silent0[a:b])
         if not len(starts) or not len(voiced_at):
             return []
         # the stretch's own ends bound its first and last speech as pauses do (no cut there)
-        mids = [None, *centres(a, b, tiers[0][0], starts, ends), None]
+        mids = [None, *inner_mids, None]
         speech = [(int(voiced_at[0]), int(starts[0])), *zip(ends[:-1], starts[1:]), (int(ends[-1]), int(voiced_at[-1]) + 1)]
         cuts = set()
         for k, (x, y) in enumerate(speech):
@@ -339,10 +346,8 @@ def segment_envelope(rms: np.ndarray, n_samples: int, sample_rate: int, params: 
     def seams(a: int, b: int) -> list[int]:
         """Frames of [a, b) at the middles of its inner pauses of ``island_pause_s`` or more, each
         part between them (and the ends) at least SEAM_MIN_PART_S long (step 9)."""
-        starts, ends = silence_runs(silent0[a:b], frames(p.island_pause_s))
-        inner = (starts > 0) & (ends < b - a)
         out, last, min_part = [], a, frames(SEAM_MIN_PART_S)
-        for c in centres(a, b, tiers[0][0], starts[inner], ends[inner]):
+        for c in inner_pauses(a, b)[2]:
             if a + c - last >= min_part and b - (a + c) >= min_part:
                 out.append(a + int(c))
                 last = a + int(c)
