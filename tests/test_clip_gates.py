@@ -225,6 +225,54 @@ def test_a_turn_of_another_voice_inside_a_clip_fails_on_its_windows():
     assert off.reasons[1] == []
 
 
+
+def latched_windows(seed: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Ten clips of a telephone conversation with latched turns: every clip holds both voices
+    (A, the larger share, then B; no pause to cut at), so each clip's embedding is a mixture,
+    while each of its speaker-encoder windows is one voice's."""
+    e, _ = voices(60, 40, seed=seed, spread=0.4)
+    a, b = e[:60], e[60:]
+    windows = [np.vstack([a[6 * k:6 * k + 6], b[4 * k:4 * k + 4]]) for k in range(10)]
+    clips = np.array([w.mean(axis=0) for w in windows])
+    return clips / np.linalg.norm(clips, axis=1, keepdims=True), windows
+
+
+def test_latched_turns_of_another_voice_are_found_from_the_windows():
+    clips, windows = latched_windows()
+    cfg = sfx.config_section("speaker_gate")
+    d = cg.decide_speakers(clips, cfg, None, None, windows)
+    assert all(r == ["other_speaker:turn=4/10"] for r in d.reasons), d.reasons
+    # without the windows every clip passes: one mixed voice, no part to judge
+    assert cg.decide_speakers(clips, cfg, None).reasons == [[]] * 10
+    # a clip of the target's windows alone passes, as does one odd window of the other voice
+    own = [np.vstack([w[:6], w[:3]]) for w in windows[:2]]
+    odd = [np.vstack([w[:5], w[6:7], w[:3]]) for w in windows[2:4]]
+    d = cg.decide_speakers(np.vstack([clips, clips[:4]]), cfg, None, None, windows + own + odd)
+    assert d.reasons[10:] == [[]] * 4, d.reasons[10:]
+
+
+def test_one_voice_whose_windows_split_is_not_two():
+    """One speaker whose windows form two clusters (a second take, a quieter room) alike to one
+    another over WINDOW_VOICE_MAX_SIMILARITY; a minority of odd windows is no voice either."""
+    rng = np.random.default_rng(3)
+    centre = np.zeros(256)
+    centre[:128] = 1.0
+    shifted = centre.copy()
+    shifted[128:192] = 0.9
+    rows = [c + 0.25 * rng.random(256) for c in [centre] * 60 + [shifted] * 40]
+    w = np.array(rows, dtype=np.float32)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    a, b = cg.mean_direction(w[:60]), cg.mean_direction(w[60:])
+    assert 0.86 < float(a @ b) < 0.9  # as one speaker's window clusters on real speech
+    # clustered finely enough to split them, they are still one voice
+    mine, others = cg.window_voices([w], a, 0.93)
+    assert mine is None and len(others) == 0
+    two, _ = voices(95, 5, spread=0.4)  # 5 % of the windows another's: not a voice
+    mine, others = cg.window_voices([two], cg.mean_direction(two[:95]), 0.72)
+    assert mine is None and len(others) == 0
+    assert cg.turn_reasons(two[:4], None, others) == []
+
+
 def test_no_voice_rows_and_the_gate_switched_off():
     e, _ = voices(4, 0)
     e = np.vstack([e, np.zeros((1, 256), np.float32)])

@@ -274,11 +274,28 @@ def test_mel_is_librosas_and_scoring_does_not_import_it(py):
                         for x in (mel.melspectrogram(a, 16000, 321, 160, 120) for a in clips))
         out["emb"] = max(float(np.abs(e - enc.model.embed_utterance(enc._preprocess(a))).max())
                          for a, (_, e) in zip(clips, ours))
+        # the voiced audio the windows are cut from is preprocess_wav's, sample for sample
+        out["voiced"] = all(np.array_equal(enc._voiced(a)[0], enc._preprocess(a)) for a in clips)
+        # two prompts 3 s apart: the pause is shortened before the windows are cut, and the
+        # windows' spans are placed back in the clip's own time
+        gap = np.concatenate([clips[0], np.zeros(48000, np.float32), clips[1]])
+        _, win, spans = enc.embed_with_window_spans(gap, 16000)
+        out["spans"] = spans.tolist()
+        out["windows"] = len(win)
+        out["seconds"] = [len(clips[0]) / 16000, len(gap) / 16000]
         print(json.dumps(out))
     """)
     out = run_snippet(py, code)
     assert out["librosa_loaded"] is False, out
     assert out["mel"] < 1e-6 and out["db"] < 1e-4 and out["emb"] < 1e-5, out
+    assert out["voiced"], out
+    spans, (first_end, total) = np.array(out["spans"]), out["seconds"]
+    assert len(spans) == out["windows"] >= 2 and np.all(np.diff(spans[:, 0]) > 0) and np.all(spans[:, 1] > spans[:, 0])
+    assert spans[0, 0] >= 0 and spans[-1, 1] <= total + 1e-9
+    # the last window ends in the second prompt, past where the shortened audio would end
+    assert spans[-1, 1] > first_end + 3.0, out
+    # a window spanning the pause is longer than 1.6 s by the pause it holds
+    assert np.max(spans[:, 1] - spans[:, 0]) > 3.0, out
 
 
 def test_bf16_networks_match_float32(py):

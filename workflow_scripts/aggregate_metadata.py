@@ -187,7 +187,7 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, 
     for row, why in zip(rows, speaker_reasons):
         low = quality_reasons(row["dnsmos"], gates.quality, bars)
         row["_voice_only"] = bool(why) and not low and not row["reasons"] and all(
-            x.startswith("other_speaker:") and "window_sim" not in x for x in why)
+            x.startswith("other_speaker:") and "window_sim=" not in x and "turn=" not in x for x in why)
         extra = [*low, *why]
         if extra:
             row["reasons"] = [*row["reasons"], *extra]

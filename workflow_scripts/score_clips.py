@@ -16,7 +16,8 @@ atomically; rows in ``clips.tsv`` order):
   and ``part_seconds``, each such part's length, so the speaker gate can check every part's
   voice, a short answer of another voice too); a clip of two speaker-encoder windows or more
   (1.6 s of voiced audio each, 1.3 per second) also has ``window_embeddings``, each window's
-  embedding, 3 decimals, so the gate can find a turn of another voice inside a phrase)
+  embedding, 3 decimals, so the gate can find a turn of another voice inside a phrase, and
+  ``window_spans_s``, where each window lies in the clip: [start, end] seconds, 3 decimals)
 * ``embeddings.npy``: float32 array (clips x 256), L2-normed Resemblyzer embeddings.
 
 Both models are loaded once per process (workflow_scripts/audio_quality.py,
@@ -214,10 +215,11 @@ def score_clips(clips_dir: Path, names: list[str], durations: list[float], joins
         audio, sr = read_clip(clips_dir / name)
         a16 = to_16k(audio, sr)
         scores = models["dnsmos"].score(a16, SR) if models["dnsmos"] else None
-        embs[i], windows = models["encoder"].embed_with_windows(a16, SR)
+        embs[i], windows, spans = models["encoder"].embed_with_window_spans(a16, SR)
         record = {"clip": name, "duration_s": round(dur, 3), "dnsmos": scores, "voiced": bool(np.any(embs[i]))}
         if len(windows) >= 2:
             record["window_embeddings"] = np.round(windows.astype(np.float64), 3).tolist()
+            record["window_spans_s"] = np.round(spans, 3).tolist()
         if cuts:  # a clip of several parts: each part's voice too (the speaker gate checks them)
             parts = [part for part in split_at(a16, SR, cuts) if len(part) >= MIN_PART_S * SR]
             record["part_embeddings"] = [[round(float(x), 5) for x in models["encoder"].embed(part, SR)] for part in parts]

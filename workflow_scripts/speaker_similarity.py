@@ -139,6 +139,7 @@ class SpeakerEncoder:
         model.eval()
         self.model, self.device, self.weights = model, torch.device(device), path
         self._preprocess = resemblyzer.preprocess_wav
+        self._resemblyzer = resemblyzer
         hp = resemblyzer.hparams
         self._mel_shape = (int(SR * hp.mel_window_length / 1000), int(SR * hp.mel_window_step / 1000), hp.mel_n_channels)
         self.precision = precision
@@ -153,24 +154,58 @@ class SpeakerEncoder:
     def embed_with_windows(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         """(the embedding, as ``embed``; its partials' L2-normed embeddings, one row per 1.6 s
         window of the voiced audio, 0 x 256 for a clip without voice)."""
+        emb, windows, _ = self.embed_with_window_spans(audio, sr)
+        return emb, windows
+
+    def embed_with_window_spans(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``embed_with_windows`` and where each window lies in the clip: (k x 2) seconds from
+        the clip's start (its first and last voiced sample; a window spans the pauses that
+        Resemblyzer's preprocessing shortened inside it)."""
         from workflow_scripts.audio_quality import to_16k
 
-        none = np.zeros(EMBED_DIM, np.float32), np.zeros((0, EMBED_DIM), np.float32)
+        none = np.zeros(EMBED_DIM, np.float32), np.zeros((0, EMBED_DIM), np.float32), np.zeros((0, 2))
         wav = to_16k(audio, sr)
         if len(wav) == 0 or not np.any(wav):
             return none
-        pre = self._preprocess(wav)  # at 16 kHz already: volume + long pauses only
+        pre, kept = self._voiced(wav)  # at 16 kHz already: volume + long pauses only
         if len(pre) < SR // 10:  # webrtcvad heard (almost) no voice: embed the clip as it is
-            pre = wav
-        emb, windows = self._embed(pre)
+            pre, kept = wav, np.arange(len(wav))
+        emb, windows, slices = self._embed(pre)
         if not np.all(np.isfinite(emb)) or not np.all(np.isfinite(windows)):
             return none
-        return emb, windows
+        last = len(kept) - 1
+        spans = np.array([[kept[min(s.start, last)], kept[min(s.stop, len(kept)) - 1] + 1] for s in slices],
+                         dtype=np.float64).reshape(-1, 2) / SR
+        return emb, windows, spans
 
-    def _embed(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _voiced(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resemblyzer's ``preprocess_wav`` of 16 kHz audio (volume raised to its target, pauses
+        longer than its VAD allows shortened) and, for each sample it keeps, its index in
+        ``wav``: ``trim_long_silences``' own steps, which return only the audio, with the mask
+        kept (tests/test_scoring.py checks the audio equals ``preprocess_wav``'s)."""
+        from scipy.ndimage import binary_dilation
+
+        audio = self._resemblyzer.audio
+        hp = self._resemblyzer.hparams
+        norm = audio.normalize_volume(wav, hp.audio_norm_target_dBFS, increase_only=True)
+        step = (hp.vad_window_length * SR) // 1000
+        n = len(norm) - len(norm) % step
+        pcm = (np.round(norm[:n] * audio.int16_max)).astype(np.int16).tobytes()
+        vad = audio.webrtcvad.Vad(mode=3)
+        flags = np.array([vad.is_speech(pcm[a * 2:(a + step) * 2], sample_rate=SR) for a in range(0, n, step)],
+                         dtype=float)
+        width = hp.vad_moving_average_width
+        padded = np.concatenate((np.zeros((width - 1) // 2), flags, np.zeros(width // 2)))
+        acc = np.cumsum(padded)
+        acc[width:] = acc[width:] - acc[:-width]
+        mask = np.round(acc[width - 1:] / width).astype(bool)
+        kept = np.flatnonzero(np.repeat(binary_dilation(mask, np.ones(hp.vad_max_silence_length + 1)), step))
+        return norm[kept], kept
+
+    def _embed(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[slice]]:
         """Resemblyzer's ``embed_utterance`` (its partial slices at its defaults, zero padding,
         its mel spectrogram, the mean of the partials' embeddings, L2-normed) and the partials
-        themselves, L2-normed; the mel from
+        themselves, L2-normed, and their sample slices of ``wav``; the mel from
         workflow_scripts/mel.py (librosa's numbers, without importing librosa), the network
         in bfloat16 when so configured."""
         import torch
@@ -186,7 +221,7 @@ class SpeakerEncoder:
         with torch.inference_mode():
             partials = network(mels).float().cpu().numpy()
         raw = partials.mean(axis=0)
-        return (raw / np.linalg.norm(raw)).astype(np.float32), normalize(partials)
+        return (raw / np.linalg.norm(raw)).astype(np.float32), normalize(partials), list(wav_slices)
 
     def embed_file(self, path: str | Path) -> np.ndarray:
         import soundfile as sf
