@@ -184,3 +184,101 @@ def test_recut_off_or_a_source_clip_kept_by_hand_leaves_no_recut_clip(tmp_path):
     # a run shorter than min_clip_s once trimmed is not a clip
     long_only = run_aggregate(tmp_path / "long", min_clip_s=2.8)
     assert [r["clip"] for r in long_only["rows"] if r.get("cut_from")] == ["a_00000-3.wav"]
+
+
+def test_turn_cuts_fall_in_the_pause_nearest_the_target_s_windows():
+    words = [{"word": w, "start": a, "end": b} for w, a, b in
+             [(" Hello.", 0.2, 0.6), (" Hi.", 0.75, 1.0), (" Oh", 1.2, 1.4), (" yes.", 1.4, 1.8),
+              (" Right", 2.5, 2.7), (" now.", 2.7, 3.0)]]
+    # a run starting after the cut: the last pause of 0.1 s or more whose middle is in range,
+    # cut 0.1 s before the word after it ("Oh")
+    assert abs(recut.word_gap_cut(0.5, 1.5, words, after=True) - 1.1) < 1e-9
+    # a run ending at the cut: the first such pause, cut 0.1 s after "Hello." but never past
+    # the pause's middle (0.6-0.75 s)
+    assert abs(recut.word_gap_cut(0.5, 1.5, words, after=False) - 0.675) < 1e-9
+    # no pause in range (words back to back): no cut
+    assert recut.word_gap_cut(1.3, 1.7, words, after=True) is None
+    assert abs(recut.word_gap_cut(2.0, 2.3, words, after=False) - 1.9) < 1e-9
+    # windows 0.8 s apart (middles 0.8, 1.6, ... 6.4): the target's (-1), the other voice's (1),
+    # as near to both (0)
+    spans = np.array([[0.8 * k, 0.8 * k + 1.6] for k in range(8)])
+    sides = np.array([1, -1, -1, 0, -1, 1, -1, -1])
+    words = [{"word": " w", "start": a, "end": b} for a, b in [(0.1, 1.0), (1.4, 2.6), (2.75, 5.0), (5.3, 6.9)]]
+    # runs 1-2 (cut in 0.8-1.6 s and in 2.4-3.2 s) and 6-7 (cut in 4.8-5.6 s, on to the end);
+    # window 4 alone is too short a run
+    got = recut.turn_stretches(spans, sides, words, 8.0)
+    assert [(i, j) for i, j, _, _ in got] == [(1, 2), (6, 7)]
+    assert np.allclose([x for _, _, a, b in got for x in (a, b)], [1.3, 2.675, 5.2, 8.0])
+    # with no pause at one of its cuts a run is not kept
+    words[2]["start"] = 2.6
+    assert [(i, j) for i, j, _, _ in recut.turn_stretches(spans, sides, words, 8.0)] == [(6, 7)]
+
+
+def latched_recording(root: Path) -> tuple:
+    """Recording ``t``: clip 0 a turn of the target then, 0.3 s later, a turn of the other voice
+    (no pause segmentation would cut at: one part), seen in its speaker-encoder windows; clips
+    1-7 the target's, 8-11 the other voice's, four windows each."""
+    e = two_voices(40, 30, seed=5)
+    a, b = e[:40], e[40:]
+    clips = root / "t" / "clips"
+    clips.mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    audio = np.concatenate([np.zeros(int(0.25 * RATE), np.float32), phrase(2.55, rng, 180),
+                            np.zeros(int(0.3 * RATE), np.float32), phrase(3.1, rng, 110),
+                            np.zeros(int(0.3 * RATE), np.float32)])
+    sf.write(str(clips / "t_00000.wav"), audio, RATE, subtype="PCM_16")
+    duration = len(audio) / RATE
+    words = [{"word": " " + w, "start": s, "end": s + 0.5, "probability": 0.95}
+             for w, s in [("Please", 0.3), ("hold", 0.85), ("the", 1.4), ("line.", 2.0)]]
+    words += [{"word": " " + w, "start": s, "end": s + 0.5, "probability": 0.95}
+              for w, s in [("Yes,", 3.15), ("I", 3.7), ("will", 4.25), ("wait.", 4.8)]]
+    good = {"ovrl": 3.2, "sig": 3.5, "bak": 4.0, "p808": 3.8}
+    records, scores, table, emb = [], [], [], []
+    for i in range(12):
+        name = f"t_{i:05d}.wav"
+        windows = (np.vstack([a[:3], b[:4]]) if i == 0 else a[3 + 4 * i:7 + 4 * i] if i < 8 else b[4 * (i - 7):4 * (i - 6)])
+        spans = [[round(0.8 * k, 3), round(0.8 * k + 1.6, 3)] for k in range(len(windows))]
+        rec = {"clip": name, "text": "This is a clean sentence of speech.", "duration_s": 2.5, "language": "en",
+               "language_probability": 1.0, "avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.2,
+               "words": [], "edge_overlap_s": [0.0, 0.0], "edge_floor_db": [0.0, 0.0]}
+        if i == 0:
+            rec.update(text="".join(w["word"] for w in words).strip(), duration_s=round(duration, 3), words=words)
+        else:
+            (clips / name).write_bytes(b"")
+        records.append(rec)
+        scores.append({"clip": name, "duration_s": rec["duration_s"], "dnsmos": good, "voiced": True,
+                       "window_embeddings": windows.tolist(), "window_spans_s": spans})
+        mean = windows.mean(axis=0)
+        emb.append(mean / np.linalg.norm(mean))
+        table.append([name, f"{10.0 * i:.3f}", f"{10.0 * i + rec['duration_s']:.3f}", f"{rec['duration_s']:.3f}",
+                      "-23.0", "-23.0", "seg", ""])
+    with open(clips / "clips.tsv", "w", encoding="utf-8") as fh:
+        fh.write("\t".join(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments",
+                            "joins_s"]) + "\n")
+        fh.writelines("\t".join(row) + "\n" for row in table)
+    (root / "t" / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (root / "t" / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores), encoding="utf-8")
+    np.save(root / "t" / "embeddings.npy", np.array(emb, dtype=np.float32))
+    return "t", str(root / "t" / "transcripts.jsonl"), str(clips), "spk", "en"
+
+
+def test_a_latched_turn_is_rejected_and_the_target_s_turn_cut_out_at_the_pause(tmp_path):
+    rec = latched_recording(tmp_path)
+    scores = {"t": cg.read_scores(tmp_path / "t" / "scores.jsonl", tmp_path / "t" / "embeddings.npy")}
+    gates = agg.AudioGates(scores, sfx.config_section("quality"), sfx.config_section("speaker_gate"), None)
+    params = recut.RecutParams.from_config({**sfx.config_section("preprocess"), "enabled": True})
+    result = agg.aggregate([rec], sfx.transcription_config()["gate"], "en", None, None, gates, params)
+    by = {r["clip"]: r for r in result["rows"]}
+    # mostly the other voice's: the whole-clip check fails it first; its windows still show the turn
+    assert not by["t_00000.wav"]["keep"] and by["t_00000.wav"]["reasons"][0].startswith("other_speaker:")
+    assert all(by[f"t_{i:05d}.wav"]["keep"] for i in range(1, 8))
+    mine = by["t_00000-w1.wav"]
+    # windows 0-2 are hers; the pause 2.5-3.15 s lies between the middles of windows 2 and 3:
+    # cut 0.1 s after "line.", her speech trimmed to it plus pad_s from the clip's start
+    assert mine["keep"] and mine["text"] == "Please hold the line." and mine["cut_from"] == "t_00000.wav"
+    assert abs(mine["start_s"] - 0.0) < 0.03 and abs(mine["end_s"] - 2.6) < 0.03
+    # without the windows' spans (scores written before them) the clip is rejected, not cut
+    for r in scores["t"].window_spans:
+        scores["t"].window_spans[r] = None
+    result = agg.aggregate([rec], sfx.transcription_config()["gate"], "en", None, None, gates, params)
+    assert not any(r.get("cut_from") for r in result["rows"])

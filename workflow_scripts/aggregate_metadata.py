@@ -65,11 +65,12 @@ from workflow_scripts.clip_gates import (  # noqa: E402
     quality_reasons,
     read_scores,
     target_quantiles,
+    turn_reasons,
     voices_by_recording,
 )
 from workflow_scripts.io_utils import StageError, atomic_dir, atomic_path, read_clips_table, read_jsonl, run_stage, to_int16
 from workflow_scripts.loudness import normalise
-from workflow_scripts.recut import RecutParams, plan_clip, read_clip, recut_name
+from workflow_scripts.recut import RecutParams, plan_clip, plan_runs, read_clip, recut_name, turn_runs
 from workflow_scripts.shards import member_outputs
 from workflow_scripts.quality_gate import (  # noqa: E402
     WORDLESS_REASONS,
@@ -187,7 +188,7 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, 
     for row, why in zip(rows, speaker_reasons):
         low = quality_reasons(row["dnsmos"], gates.quality, bars)
         row["_voice_only"] = bool(why) and not low and not row["reasons"] and all(
-            x.startswith("other_speaker:") and "window_sim=" not in x and "turn=" not in x for x in why)
+            x.startswith("other_speaker:") for x in why)
         extra = [*low, *why]
         if extra:
             row["reasons"] = [*row["reasons"], *extra]
@@ -205,19 +206,34 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, 
 
 
 def apply_recut(rows: list[dict], gates: AudioGates, decision: SpeakerDecision | None, p: RecutParams) -> list[dict]:
-    """New rows for the target's runs of the joined clips rejected for another voice's part
-    (workflow_scripts/recut.py), each gated like a transcribed clip; only the kept ones are
-    returned, their levelled audio in ``_audio``. The rows' voice and map place are their
-    source clip's."""
+    """New rows for the target's runs of the clips rejected for another voice (workflow_scripts/
+    recut.py): between its turns in the clip's windows, else at the joined clip's part
+    boundaries; each gated like a transcribed clip; only the kept ones are returned, their
+    levelled audio in ``_audio``. The rows' voice and map place are their source clip's."""
     if not p.enabled or decision is None or decision.target is None or not gates.speaker["enabled"]:
         return []
     out = []
     for row in rows:
-        if not row.get("_voice_only") or row.get("part_embeddings") is None or row.get("_clip_path") is None:
+        if not row.get("_voice_only") or row.get("_clip_path") is None:
+            continue
+        # another voice's turn in the clip's windows: cut between the turns, whichever check
+        # failed it first; else at its part boundaries, unless a window check failed it (its
+        # other voice is inside a part)
+        turns = decision.window_target is not None and row.get("_window_spans") is not None and bool(
+            turn_reasons(row.get("window_embeddings"), decision.window_target, decision.window_others))
+        if not turns and (row.get("part_embeddings") is None or any("window_sim=" in x for x in row["reasons"])):
+            continue
+        runs = turn_runs(row["_record"], row["window_embeddings"], row["_window_spans"], decision.window_target,
+                         decision.window_others, decision.target) if turns else []
+        if turns and not runs:
             continue
         audio, rate = read_clip(row["_clip_path"])
-        for run, a, b, record in plan_clip(row["_record"], row["part_embeddings"], row["_joins"], audio, rate,
-                                           decision.target, decision.others, gates.speaker, p):
+        if turns:
+            planned = plan_runs(row["_record"], runs, audio, rate, p)
+        else:
+            planned = plan_clip(row["_record"], row["part_embeddings"], row["_joins"], audio, rate,
+                                decision.target, decision.others, gates.speaker, p)
+        for run, a, b, record in planned:
             ev = evaluate(record, row["_cfg"])
             if not ev["keep"]:
                 continue
@@ -287,6 +303,7 @@ def aggregate(recordings: list[tuple], gate_cfg: dict | None, language: str | No
                 row["embedding"] = scores.embeddings[clip]
                 row["part_embeddings"] = scores.parts.get(clip)
                 row["window_embeddings"] = scores.windows.get(clip)
+                row["_window_spans"] = scores.window_spans.get(clip)
                 if clip in table:  # what apply_recut needs to cut the clip again
                     row.update(_record=record, _cfg=rec_cfg, _clip_path=Path(clips_dir) / clip,
                                _start_s=float(table[clip]["start_s"]),

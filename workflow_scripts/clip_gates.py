@@ -61,12 +61,13 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   windows are still one voice's each: they are clustered over the recordings' judged clips, and
   when two voices show (WINDOW_VOICE_* below) a clip holding TURN_MIN_WINDOWS windows in a row
   nearer another voice's windows than the target's is rejected
-  (``other_speaker:turn=<k>/<n>``: k of its n windows). Such a clip is not cut again: its
-  turns have no pause to cut at.
+  (``other_speaker:turn=<k>/<n>``: k of its n windows). Recut cuts it between the turns, at
+  pauses between Whisper's words (workflow_scripts/recut.py), whichever voice check failed it
+  first.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,7 @@ class ClipScores:
     embeddings: dict[str, np.ndarray]
     parts: dict[str, ClipParts]  # a clip's embedded parts (several parts); absent otherwise
     windows: dict[str, np.ndarray]  # the speaker encoder's windows (k x EMBED_DIM) of a clip of 2 or more
+    window_spans: dict[str, np.ndarray] = field(default_factory=dict)  # where they lie (k x 2 clip seconds)
 
 
 def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipScores:
@@ -142,13 +144,18 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
         raise StageError(f"{embeddings_npy}: cannot read ({exc})") from exc
     if emb.shape != (len(records), EMBED_DIM):
         raise StageError(f"{embeddings_npy}: shape {emb.shape}, expected ({len(records)}, {EMBED_DIM}) for {path}")
-    parts, windows = {}, {}
+    parts, windows, spans = {}, {}, {}
     for r in records:
         if r.get("window_embeddings"):
             win = np.asarray(r["window_embeddings"], dtype=np.float32)
             if win.ndim != 2 or win.shape[1] != EMBED_DIM:
                 raise StageError(f"{path}: clip {r['clip']}: window_embeddings of shape {win.shape}, expected (k, {EMBED_DIM})")
             windows[r["clip"]] = win
+            if r.get("window_spans_s") is not None:
+                span = np.asarray(r["window_spans_s"], dtype=np.float64)
+                if span.shape != (len(win), 2):
+                    raise StageError(f"{path}: clip {r['clip']}: window_spans_s of shape {span.shape}, expected ({len(win)}, 2)")
+                spans[r["clip"]] = span
         if r.get("part_embeddings"):
             part = np.asarray(r["part_embeddings"], dtype=np.float32)
             if part.ndim != 2 or part.shape[1] != EMBED_DIM:
@@ -158,7 +165,8 @@ def read_scores(scores_jsonl: str | Path, embeddings_npy: str | Path) -> ClipSco
             if seconds.shape != (len(part),):
                 raise StageError(f"{path}: clip {r['clip']}: {len(seconds)} part_seconds for {len(part)} part_embeddings")
             parts[r["clip"]] = ClipParts(part, seconds)
-    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts, windows)
+    return ClipScores({r["clip"]: r for r in records}, {r["clip"]: emb[i] for i, r in enumerate(records)}, parts, windows,
+                      spans)
 
 
 RELATIVE_KEYS = ("ovrl", "p808")  # the scores whose bar relative_margin may lower
@@ -222,6 +230,8 @@ class SpeakerDecision:
     mode: str  # "reference" or "dominant"
     target: np.ndarray | None = None  # the target embedding (None: no voice found)
     others: np.ndarray | None = None  # the other voices' centroids (other_voices)
+    window_target: np.ndarray | None = None  # the target's window centroid (window_voices; None: one voice)
+    window_others: np.ndarray | None = None  # the other voices' window centroids
 
 
 def _long_parts(part: ClipParts | None) -> np.ndarray:
@@ -337,20 +347,25 @@ def window_voices(windows: list[np.ndarray], target: np.ndarray, threshold: floa
     return (mine, others) if len(others) else none
 
 
+def window_sides(windows: np.ndarray, mine: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Per window: 1 when another voice's (WINDOW_VOICE_MARGIN nearer to one of ``others``
+    than to ``mine``, window_voices), -1 when the target's by the same margin, 0 when neither."""
+    w = np.asarray(windows, dtype=np.float32).reshape(-1, EMBED_DIM)
+    near, own = (w @ np.asarray(others).T).max(axis=1), w @ mine
+    return np.where(near >= own + WINDOW_VOICE_MARGIN, 1, np.where(own >= near + WINDOW_VOICE_MARGIN, -1, 0))
+
+
 def turn_reasons(windows: np.ndarray | None, mine: np.ndarray | None, others: np.ndarray) -> list[str]:
     """``other_speaker:turn=<k>/<n>`` when TURN_MIN_WINDOWS or more consecutive windows of a
-    clip's ``n`` are another voice's (WINDOW_VOICE_MARGIN nearer to one of ``others`` than to
-    ``mine``; ``k`` of them in all), or []."""
+    clip's ``n`` are another voice's (window_sides; ``k`` of them in all), or []."""
     if mine is None or windows is None or len(windows) < TURN_MIN_WINDOWS:
         return []
-    w = np.asarray(windows, dtype=np.float32).reshape(-1, EMBED_DIM)
-    theirs = (w @ others.T).max(axis=1) >= w @ mine + WINDOW_VOICE_MARGIN
+    flags = window_sides(windows, mine, others) == 1
     run = longest = 0
-    for flag in theirs:
+    for flag in flags:
         run = run + 1 if flag else 0
         longest = max(longest, run)
-    return [f"other_speaker:turn={int(theirs.sum())}/{len(w)}"] if longest >= TURN_MIN_WINDOWS else []
-
+    return [f"other_speaker:turn={int(flags.sum())}/{len(flags)}"] if longest >= TURN_MIN_WINDOWS else []
 
 def voice_rows(voiced: np.ndarray, judged: list[bool] | None) -> np.ndarray:
     """Indices of the rows voices are found from: the voiced ones of ``judged``, or every row
@@ -426,7 +441,7 @@ def decide_speakers(embeddings: np.ndarray, gate_cfg: dict, reference: np.ndarra
     on_target = [voice[i] for i in range(n) if voiced[i] and sims[i] >= min_sim]
     target_voice = max(sorted(set(on_target)), key=on_target.count) if on_target else ""
     return SpeakerDecision(np.round(sims, 4), voice, reasons, target_voice,
-                           "reference" if reference is not None else "dominant", target, others)
+                           "reference" if reference is not None else "dominant", target, others, mine, turn_others)
 
 
 def voices_by_recording(rows: list[dict]) -> dict[str, dict]:

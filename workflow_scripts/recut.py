@@ -1,4 +1,4 @@
-"""The target's parts of a clip that the speaker gate rejected for another voice in it.
+"""The target's speech in a clip that the speaker gate rejected for another voice in it.
 
 preprocess joins short phrases into clips (across pauses up to ``merge_gap_s``), so in a
 conversation another voice's "Yeah." or short turn is joined to the target's phrases as often
@@ -19,6 +19,13 @@ are all the target's becomes a clip of its own (``{clip stem}-{first part}.wav``
   ``min_clip_s`` long, and its words (those whose midpoint falls in the run) pass the
   transcript gate, with the edge evidence (clip_words) measured at the new edges.
 
+Latched turns (clip_gates.turn_reasons: the clip's speaker-encoder windows hold another
+voice's turn with no pause before it) are cut between the turns instead, at the pauses
+between Whisper's words (turn_stretches): each run of TURN_MIN_WINDOWS or more windows that
+are plainly the target's becomes ``{clip stem}-w{first window}.wav`` when both its cuts find
+a pause of TURN_CUT_GAP_S, whichever voice check failed the clip first; trimmed and gated as
+above.
+
 A recut clip is levelled to ``target_lufs`` as every clip is (workflow_scripts/loudness.py)
 and keeps its source clip's DNSMOS scores (measured with the other voice's part in; the run
 is a subset of that audio).
@@ -31,13 +38,20 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.clip_gates import MIN_PART_S, ClipParts, part_verdicts
+from workflow_scripts.clip_gates import MIN_PART_S, TURN_MIN_WINDOWS, ClipParts, part_verdicts, window_sides
 from workflow_scripts.clip_words import clip_record, edge_floor_db, edge_overlap
-from workflow_scripts.speaker_similarity import similarity
+from workflow_scripts.speaker_similarity import mean_direction, similarity
 
 # A part's seconds in clips.tsv (joins_s, 3 decimals) and in score_clips' part_seconds (16 kHz
 # samples) differ by rounding; beyond this, the two do not describe the same parts.
 PART_MATCH_S = 0.02
+# A turn's cut (turn_stretches) needs a gap of at least this between Whisper's words: in latched
+# speech the cut otherwise falls between two words spoken without a pause, and Whisper's word
+# times there are off by about as much (a telephone call: the other voice's last word kept, or
+# the target's first lost).
+TURN_CUT_GAP_S = 0.1
+# How far from the target's word next to it a turn's cut goes into the gap (at most half way).
+TURN_CUT_PAD_S = 0.1
 # The floor the edges are trimmed against: this percentile of the source clip's frame levels
 # (its pauses and pads; preprocess uses the stem around the clip the same way).
 FLOOR_PERCENTILE = 10.0
@@ -69,6 +83,7 @@ class Run:
     end: float
     embedding: np.ndarray
     similarity: float
+    kind: str = ""  # "": parts; "w": speaker-encoder windows (turn_stretches)
 
 
 def part_spans(duration: float, joins: list[float]) -> list[tuple[float, float]]:
@@ -162,7 +177,7 @@ def read_clip(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def recut_name(clip: str, run: Run) -> str:
-    return f"{Path(clip).stem}-{run.first + 1}.wav"
+    return f"{Path(clip).stem}-{run.kind}{run.first + 1}.wav"
 
 
 def plan_clip(record: dict, parts: ClipParts, joins: list[float], audio: np.ndarray, rate: int, target: np.ndarray,
@@ -172,10 +187,71 @@ def plan_clip(record: dict, parts: ClipParts, joins: list[float], audio: np.ndar
     duration = len(audio) / rate
     spans = part_spans(duration, joins)
     verdicts = part_verdicts(parts, target, others, gate_cfg)
+    return plan_runs(record, target_runs(spans, parts, verdicts, target, gate_cfg["min_similarity"]), audio, rate, p)
+
+
+def plan_runs(record: dict, runs: list[Run], audio: np.ndarray, rate: int, p: RecutParams) -> list[tuple[Run, int, int, dict]]:
+    """[(run, a, b, record)] of the ``runs`` of a clip (``audio`` at ``rate``) that are at
+    least ``min_clip_s`` once trimmed to their speech plus ``pad_s``."""
     out = []
-    for run in target_runs(spans, parts, verdicts, target, gate_cfg["min_similarity"]):
-        cut = trimmed(audio, rate, run.start, run.end, p)
+    for run in runs:
+        cut = trimmed(audio, rate, run.start, min(run.end, len(audio) / rate), p)
         if cut is None or (cut[1] - cut[0]) / rate < p.min_clip_s:
             continue
         out.append((run, cut[0], cut[1], run_record(record, audio, rate, run, *cut)))
     return out
+
+
+def word_gap_cut(lo: float, hi: float, words: list[dict], after: bool) -> float | None:
+    """Where to cut between ``lo`` and ``hi`` (clip seconds): in a gap of TURN_CUT_GAP_S or
+    more between two words whose middle falls there. ``after``: the run starts after the cut
+    (the last such gap, cut TURN_CUT_PAD_S before the word after it); else it ends there (the
+    first gap, cut TURN_CUT_PAD_S after the word before it), so that whatever the gap holds
+    (the other voice's words Whisper did not write) stays out, with at most half the gap.
+    None when there is no such gap (a cut would clip a word of one voice or the other)."""
+    gaps = [(a["end"], b["start"]) for a, b in zip(words, words[1:]) if b["start"] - a["end"] >= TURN_CUT_GAP_S]
+    inside = [(x, y) for x, y in gaps if lo <= (x + y) / 2 <= hi]
+    if not inside:
+        return None
+    x, y = inside[-1] if after else inside[0]
+    return max((x + y) / 2, y - TURN_CUT_PAD_S) if after else min((x + y) / 2, x + TURN_CUT_PAD_S)
+
+
+def turn_stretches(spans: np.ndarray, sides: np.ndarray, words: list[dict], duration: float) -> list[tuple[int, int, float, float]]:
+    """(first window, last window, start, end) of each run of TURN_MIN_WINDOWS or more
+    consecutive windows that are plainly the target's (``sides`` -1: clip_gates.window_sides);
+    a window of the other voice, or one as near to both, ends a run (a 1.6 s window holds a
+    turn of a second or so and the target's words either side of it). A run is cut between the
+    middles of its outer window and the next one out, at a pause between words there
+    (word_gap_cut): of several, the one nearest the run, so that a short turn of the other
+    voice between two of them stays out. A run with no pause at one of its cuts is not kept."""
+    mid = (np.asarray(spans)[:, 0] + np.asarray(spans)[:, 1]) / 2
+    out, i, n = [], 0, len(sides)
+    while i < n:
+        if sides[i] != -1:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and sides[j + 1] == -1:
+            j += 1
+        if j - i + 1 >= TURN_MIN_WINDOWS:
+            start = 0.0 if i == 0 else word_gap_cut(mid[i - 1], mid[i], words, after=True)
+            end = duration if j == n - 1 else word_gap_cut(mid[j], mid[j + 1], words, after=False)
+            if start is not None and end is not None and end > start:
+                out.append((i, j, start, end))
+        i = j + 1
+    return out
+
+
+def turn_runs(record: dict, windows: np.ndarray, spans: np.ndarray, mine: np.ndarray, others: np.ndarray,
+              target: np.ndarray) -> list[Run]:
+    """The runs of a clip whose windows hold another voice's turn (clip_gates.turn_reasons):
+    each stretch of the target's windows between the turns (turn_stretches)."""
+    w = np.asarray(windows, dtype=np.float32)
+    duration = float(record.get("duration_s") or np.max(spans[:, 1]))
+    runs = []
+    for first, last, start, end in turn_stretches(spans, window_sides(w, mine, others), record.get("words") or [],
+                                                  duration):
+        emb = mean_direction(w[first:last + 1])
+        runs.append(Run(first, last, start, end, emb, float(similarity(emb, target)), "w"))
+    return runs
