@@ -249,6 +249,11 @@ def test_latched_turns_of_another_voice_are_found_from_the_windows():
     odd = [np.vstack([w[:5], w[6:7], w[:3]]) for w in windows[2:4]]
     d = cg.decide_speakers(np.vstack([clips, clips[:4]]), cfg, None, None, windows + own + odd)
     assert d.reasons[10:] == [[]] * 4, d.reasons[10:]
+    # a clip of the other voice's windows alone is the whole-clip check's: a second window
+    # voice may be one speaker in another room, whose clips hold no window of the first
+    theirs = [np.vstack([w[6:], w[6:]]) for w in windows[:2]]
+    d = cg.decide_speakers(np.vstack([clips, clips[:2]]), cfg, None, None, windows + theirs)
+    assert d.reasons[10:] == [[]] * 2, d.reasons[10:]
 
 
 def test_one_voice_whose_windows_split_is_not_two():

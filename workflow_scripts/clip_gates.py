@@ -357,10 +357,16 @@ def window_sides(windows: np.ndarray, mine: np.ndarray, others: np.ndarray) -> n
 
 def turn_reasons(windows: np.ndarray | None, mine: np.ndarray | None, others: np.ndarray) -> list[str]:
     """``other_speaker:turn=<k>/<n>`` when TURN_MIN_WINDOWS or more consecutive windows of a
-    clip's ``n`` are another voice's (window_sides; ``k`` of them in all), or []."""
+    clip's ``n`` are another voice's and another is plainly the target's (window_sides; ``k``
+    of the other voice's in all), or []. A clip of the other voice's windows alone is left to
+    the whole-clip check: one speaker recorded in two rooms can make two window voices, and
+    then none of his clips holds both."""
     if mine is None or windows is None or len(windows) < TURN_MIN_WINDOWS:
         return []
-    flags = window_sides(windows, mine, others) == 1
+    sides = window_sides(windows, mine, others)
+    if not (sides == -1).any():
+        return []
+    flags = sides == 1
     run = longest = 0
     for flag in flags:
         run = run + 1 if flag else 0
