@@ -207,8 +207,8 @@ def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, 
 
 def apply_recut(rows: list[dict], gates: AudioGates, decision: SpeakerDecision | None, p: RecutParams) -> list[dict]:
     """New rows for the target's runs of the clips rejected for another voice (workflow_scripts/
-    recut.py): between its turns in the clip's windows, else at the joined clip's part
-    boundaries; each gated like a transcribed clip; only the kept ones are returned, their
+    recut.py): at the part boundaries of a clip with a part of another voice, else between the
+    turns in a clip's windows; each gated like a transcribed clip; only the kept ones are returned, their
     levelled audio in ``_audio``. The rows' voice and map place are their source clip's."""
     if not p.enabled or decision is None or decision.target is None or not gates.speaker["enabled"]:
         return []
@@ -216,23 +216,23 @@ def apply_recut(rows: list[dict], gates: AudioGates, decision: SpeakerDecision |
     for row in rows:
         if not row.get("_voice_only") or row.get("_clip_path") is None:
             continue
-        # another voice's turn in the clip's windows: cut between the turns, whichever check
-        # failed it first; else at its part boundaries, unless a window check failed it (its
-        # other voice is inside a part)
-        turns = decision.window_target is not None and row.get("_window_spans") is not None and bool(
-            turn_reasons(row.get("window_embeddings"), decision.window_target, decision.window_others))
-        if not turns and (row.get("part_embeddings") is None or any("window_sim=" in x for x in row["reasons"])):
-            continue
-        runs = turn_runs(row["_record"], row["window_embeddings"], row["_window_spans"], decision.window_target,
-                         decision.window_others, decision.target) if turns else []
-        if turns and not runs:
+        # a part of another voice: cut at the part boundaries (pauses); else another voice's
+        # turn in the clip's windows: cut between the turns; a clip failed by the window check
+        # alone is not cut (its other voice is inside a part)
+        reasons, runs = row["reasons"], []
+        if (not any(":part_sim=" in x for x in reasons) and decision.window_target is not None
+                and row.get("_window_spans") is not None
+                and turn_reasons(row.get("window_embeddings"), decision.window_target, decision.window_others)):
+            runs = turn_runs(row["_record"], row["window_embeddings"], row["_window_spans"], decision.window_target,
+                             decision.window_others, decision.target)
+            if not runs:
+                continue
+        elif row.get("part_embeddings") is None or any("window_sim=" in x for x in reasons):
             continue
         audio, rate = read_clip(row["_clip_path"])
-        if turns:
-            planned = plan_runs(row["_record"], runs, audio, rate, p)
-        else:
-            planned = plan_clip(row["_record"], row["part_embeddings"], row["_joins"], audio, rate,
-                                decision.target, decision.others, gates.speaker, p)
+        planned = plan_runs(row["_record"], runs, audio, rate, p) if runs else plan_clip(
+            row["_record"], row["part_embeddings"], row["_joins"], audio, rate, decision.target, decision.others,
+            gates.speaker, p)
         for run, a, b, record in planned:
             ev = evaluate(record, row["_cfg"])
             if not ev["keep"]:

@@ -62,8 +62,8 @@ in the media env): the speaker encoder is not needed here, only its embeddings.
   when two voices show (WINDOW_VOICE_* below) a clip holding TURN_MIN_WINDOWS windows in a row
   nearer another voice's windows than the target's is rejected
   (``other_speaker:turn=<k>/<n>``: k of its n windows). Recut cuts it between the turns, at
-  pauses between Whisper's words (workflow_scripts/recut.py), whichever voice check failed it
-  first.
+  pauses between Whisper's words (workflow_scripts/recut.py), unless a part of it failed (then
+  at its part boundaries).
 """
 from __future__ import annotations
 

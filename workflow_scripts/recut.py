@@ -23,8 +23,9 @@ Latched turns (clip_gates.turn_reasons: the clip's speaker-encoder windows hold 
 voice's turn with no pause before it) are cut between the turns instead, at the pauses
 between Whisper's words (turn_stretches): each run of TURN_MIN_WINDOWS or more windows that
 are plainly the target's becomes ``{clip stem}-w{first window}.wav`` when both its cuts find
-a pause of TURN_CUT_GAP_S, whichever voice check failed the clip first; trimmed and gated as
-above.
+a pause of TURN_CUT_GAP_S, whichever voice check failed the clip first (but the part check:
+a clip with a part of another voice is cut at its part boundaries, which are pauses); trimmed
+and gated as above.
 
 A recut clip is levelled to ``target_lufs`` as every clip is (workflow_scripts/loudness.py)
 and keeps its source clip's DNSMOS scores (measured with the other voice's part in; the run
