@@ -225,7 +225,6 @@ def test_a_turn_of_another_voice_inside_a_clip_fails_on_its_windows():
     assert off.reasons[1] == []
 
 
-
 def latched_windows(seed: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """Ten clips of a telephone conversation with latched turns: every clip holds both voices
     (A, the larger share, then B; no pause to cut at), so each clip's embedding is a mixture,

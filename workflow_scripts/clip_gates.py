@@ -324,7 +324,6 @@ def window_reasons(windows: np.ndarray | None, target: np.ndarray, gate_cfg: dic
     return [f"other_speaker:window_sim={sims[1]:.2f}<{bar:g}"] if sims[1] < bar else []
 
 
-
 def window_voices(windows: list[np.ndarray], target: np.ndarray, threshold: float) -> tuple[np.ndarray | None, np.ndarray]:
     """(the target's window centroid, the other voices' window centroids k x EMBED_DIM) from
     the clips' speaker-encoder ``windows``: clustered as clips are (dominant_speaker), each
@@ -372,6 +371,7 @@ def turn_reasons(windows: np.ndarray | None, mine: np.ndarray | None, others: np
         run = run + 1 if flag else 0
         longest = max(longest, run)
     return [f"other_speaker:turn={int(flags.sum())}/{len(flags)}"] if longest >= TURN_MIN_WINDOWS else []
+
 
 def voice_rows(voiced: np.ndarray, judged: list[bool] | None) -> np.ndarray:
     """Indices of the rows voices are found from: the voiced ones of ``judged``, or every row
