@@ -94,6 +94,16 @@ def conversation_clip(path: Path) -> tuple[float, list[float], list[dict]]:
     return len(audio) / RATE, [2.55, 3.75], ws
 
 
+def write_recording(rec_dir: Path, table: list[list[str]], records: list[dict], scores: list[dict]) -> None:
+    """A recording's clips/clips.tsv (rows of ``table``), transcripts.jsonl and scores.jsonl."""
+    with open(rec_dir / "clips" / "clips.tsv", "w", encoding="utf-8") as fh:
+        fh.write("\t".join(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments",
+                            "joins_s"]) + "\n")
+        fh.writelines("\t".join(row) + "\n" for row in table)
+    (rec_dir / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (rec_dir / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores), encoding="utf-8")
+
+
 def write_conversation(root: Path) -> tuple:
     """Recording ``a``: clip 0 joined as above, clips 1-7 the target's, 8-11 the other voice's."""
     e = two_voices(8, 4)
@@ -121,12 +131,7 @@ def write_conversation(root: Path) -> tuple:
         records.append(rec)
         scores.append(score)
         table.append([name, f"{10.0 * i:.3f}", f"{10.0 * i + 2.5:.3f}", "2.500", "-23.0", "-23.0", "seg", joins_s])
-    with open(clips / "clips.tsv", "w", encoding="utf-8") as fh:
-        fh.write("\t".join(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments",
-                            "joins_s"]) + "\n")
-        fh.writelines("\t".join(row) + "\n" for row in table)
-    (root / "a" / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    (root / "a" / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores), encoding="utf-8")
+    write_recording(root / "a", table, records, scores)
     emb = e.copy()
     emb[0] = (e[1] * 2.55 + e[8] * 1.2 + e[2] * 3.05) / np.linalg.norm(e[1] * 2.55 + e[8] * 1.2 + e[2] * 3.05)
     np.save(root / "a" / "embeddings.npy", emb)
@@ -252,12 +257,7 @@ def latched_recording(root: Path) -> tuple:
         emb.append(mean / np.linalg.norm(mean))
         table.append([name, f"{10.0 * i:.3f}", f"{10.0 * i + rec['duration_s']:.3f}", f"{rec['duration_s']:.3f}",
                       "-23.0", "-23.0", "seg", ""])
-    with open(clips / "clips.tsv", "w", encoding="utf-8") as fh:
-        fh.write("\t".join(["clip", "start_s", "end_s", "duration_s", "lufs_before", "lufs_after", "segments",
-                            "joins_s"]) + "\n")
-        fh.writelines("\t".join(row) + "\n" for row in table)
-    (root / "t" / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    (root / "t" / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores), encoding="utf-8")
+    write_recording(root / "t", table, records, scores)
     np.save(root / "t" / "embeddings.npy", np.array(emb, dtype=np.float32))
     return "t", str(root / "t" / "transcripts.jsonl"), str(clips), "spk", "en"
 
