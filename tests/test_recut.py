@@ -272,6 +272,7 @@ def test_a_latched_turn_is_rejected_and_the_target_s_turn_cut_out_at_the_pause(t
     # mostly the other voice's: the whole-clip check fails it first; its windows still show the turn
     assert not by["t_00000.wav"]["keep"] and by["t_00000.wav"]["reasons"][0].startswith("other_speaker:")
     assert all(by[f"t_{i:05d}.wav"]["keep"] for i in range(1, 8))
+    assert result["summary"]["speakers"]["window_voices"] == 2
     mine = by["t_00000-w1.wav"]
     # windows 0-2 are hers; the pause 2.5-3.15 s lies between the middles of windows 2 and 3:
     # cut 0.1 s after "line.", her speech trimmed to it plus pad_s from the clip's start

@@ -174,7 +174,10 @@ def apply_speaker_gate(rows: list[dict], gates: AudioGates) -> tuple[dict, list[
         row["voice"] = decision.voice[i]
         row["map"] = (float(coords[i, 0]), float(coords[i, 1]))
     return ({"mode": decision.mode, "enabled": gates.speaker["enabled"], "target_voice": decision.target_voice,
-             "min_similarity": gates.speaker["min_similarity"]}, decision.reasons, decision)
+             "min_similarity": gates.speaker["min_similarity"],
+             # the speaker encoder's windows hold another voice (clip_gates.window_voices): turns are checked
+             "window_voices": 1 + len(decision.window_others) if decision.window_target is not None else 1},
+            decision.reasons, decision)
 
 
 def apply_audio_gates(rows: list[dict], gates: AudioGates) -> tuple[dict, dict, SpeakerDecision | None]:
@@ -485,8 +488,11 @@ def aggregate_main(snakemake, log) -> None:
         for rec, v in spk["recordings"].items():
             log.info("%s: %d voice(s) found; %s", rec, v["voices_found"],
                      ", ".join(f"{k} {x['seconds']:.0f} s (kept {x['kept_seconds']:.0f} s)" for k, x in v["voices"].items()))
+        if spk.get("window_voices", 1) > 1:
+            log.info("the speaker encoder's windows hold %d voices: clips with another voice's turn are rejected "
+                     "(other_speaker:turn) and cut between the turns", spk["window_voices"])
         rc = spk["recut"]
-        log.info("recut: %d clip(s), %.1f s, cut from %d clip(s) rejected for another voice's part",
+        log.info("recut: %d clip(s), %.1f s, cut from %d clip(s) rejected for another voice's part or turn",
                  rc["clips"], rc["seconds"], rc["source_clips"])
 
 
