@@ -42,7 +42,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 import bench_dataset as bd  # noqa: E402
 import bench_gates as bg  # noqa: E402
-from longform_inputs import REPO, default_cache, pyannote_sample, room_tone  # noqa: E402
+from longform_inputs import REPO, default_cache, pyannote_sample, pyannote_turns, room_tone  # noqa: E402
 from speech_fixtures import words_for_wer  # noqa: E402
 
 SR = bg.SR
@@ -76,9 +76,7 @@ def telephone() -> tuple[np.ndarray, list[list]]:
 
     wav, stm = pyannote_sample(default_cache())
     audio, rate = sf.read(str(wav), dtype="float32")
-    turns = [line.split(maxsplit=5) for line in stm.read_text(encoding="utf-8").splitlines() if line.strip()]
-    truth = [[float(t[3]), float(t[4]), t[2], t[5] if len(t) > 5 else ""] for t in turns]
-    return soxr.resample(audio, rate, SR).astype(np.float32), truth
+    return soxr.resample(audio, rate, SR).astype(np.float32), [list(t) for t in pyannote_turns(stm)]
 
 
 def target_voice(clips: list[dict], truth: list[list]) -> list[list]:
@@ -87,10 +85,11 @@ def target_voice(clips: list[dict], truth: list[list]) -> list[list]:
     nothing kept, the voice that speaks most)."""
     if any(v == "target" for _, _, v, _ in truth):
         return truth
-    kept = Counter()
+    kept, total = Counter(), Counter()
     for s, e, voice, _ in truth:
-        kept[voice] += 1e-6 * (e - s) + sum(max(0.0, min(c["end"], e) - max(c["start"], s)) for c in clips if c["kept"])
-    mine = max(sorted(kept), key=kept.get)
+        total[voice] += e - s
+        kept[voice] += sum(max(0.0, min(c["end"], e) - max(c["start"], s)) for c in clips if c["kept"])
+    mine = max(sorted(total), key=lambda v: (kept[v], total[v]))
     return [[s, e, "target" if v == mine else v, x] for s, e, v, x in truth]
 
 

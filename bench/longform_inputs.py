@@ -225,6 +225,12 @@ def pyannote_sample(cache: Path) -> tuple[Path, Path]:
     return root / "sample.wav", root / "sample.stm"
 
 
+def pyannote_turns(stm: Path) -> list[tuple[float, float, str, str]]:
+    """(start_s, end_s, speaker, words) of each turn in pyannote_sample's ``sample.stm``."""
+    turns = [line.split(maxsplit=5) for line in stm.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(float(t[3]), float(t[4]), t[2], t[5] if len(t) > 5 else "") for t in turns]
+
+
 def recording(name: str, cache: Path) -> tuple[Path, str | None]:
     """(WAV path, reference text or None) of a bench input; raises FileNotFoundError if absent."""
     if name in LAYOUTS:

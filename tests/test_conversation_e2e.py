@@ -37,8 +37,7 @@ def call(tmp_path_factory):
     import longform_inputs
 
     wav, stm = longform_inputs.pyannote_sample(longform_inputs.default_cache())
-    turns = [line.split(maxsplit=5) for line in stm.read_text(encoding="utf-8").splitlines() if line.strip()]
-    truth = [(float(t[3]), float(t[4]), t[2]) for t in turns]
+    truth = [(s, e, voice) for s, e, voice, _ in longform_inputs.pyannote_turns(stm)]
     wd = tmp_path_factory.mktemp("call")
     (wd / "raw").mkdir()
     (wd / "raw" / "call.wav").write_bytes(wav.read_bytes())
